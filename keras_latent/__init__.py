@@ -1,0 +1,4 @@
+"""keras-latent: discrete latent variables and softmax-family hidden layers."""
+
+from keras_latent import ops
+from keras_latent.version import __version__

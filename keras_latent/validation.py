@@ -1,0 +1,87 @@
+"""Argument checks shared by every public op, layer and callback.
+
+Every check raises a `ValueError` with the one message shape Keras uses:
+"Invalid value received for argument `name`. Expected ... Received: name=...".
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+
+def _invalid(name, expected, value):
+    return ValueError(
+        f"Invalid value received for argument `{name}`. Expected {expected}. "
+        f"Received: {name}={value!r}"
+    )
+
+
+def is_python_number(value):
+    """Whether `value` is a plain (non-tensor) real number, bools excluded."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_positive_float(name, value):
+    """Checks a finite float > 0. Returns it as a Python float."""
+    if not is_python_number(value) or not math.isfinite(value) or value <= 0:
+        raise _invalid(name, "a finite float value > 0", value)
+    return float(value)
+
+
+def check_non_negative_float(name, value):
+    """Checks a finite float >= 0. Returns it as a Python float."""
+    if not is_python_number(value) or not math.isfinite(value) or value < 0:
+        raise _invalid(name, "a finite float value >= 0", value)
+    return float(value)
+
+
+def check_open_unit_interval(name, value):
+    """Checks a float strictly between 0 and 1. Returns it as a float."""
+    if not is_python_number(value) or not 0.0 < value < 1.0:
+        raise _invalid(name, "a float value strictly between 0 and 1", value)
+    return float(value)
+
+
+def check_integer(name, value, minimum):
+    """Checks an integer >= `minimum`. Returns it as a Python int."""
+    is_integer = isinstance(value, (numbers.Integral, np.integer))
+    if isinstance(value, bool) or not is_integer or value < minimum:
+        raise _invalid(name, f"an integer >= {minimum}", value)
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    """Checks that `value` is one of `choices`. Returns it unchanged."""
+    if value not in choices:
+        expected = "one of " + ", ".join(repr(choice) for choice in choices)
+        raise _invalid(name, expected, value)
+    return value
+
+
+def check_bool(name, value):
+    """Checks a Python or NumPy bool. Returns it as a Python bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise _invalid(name, "a boolean", value)
+    return bool(value)
+
+
+def check_axis(name, value):
+    """Checks an integer axis (negative values count from the end)."""
+    if isinstance(value, bool) or not isinstance(
+        value, (numbers.Integral, np.integer)
+    ):
+        raise _invalid(name, "an integer axis", value)
+    return int(value)
+
+
+def check_temperature(value, name="temperature"):
+    """Checks a temperature given as a Python number; tensors pass through.
+
+    A tensor or variable cannot be inspected inside a compiled function, so
+    only plain numbers are validated here; layers validate their initial
+    value at construction.
+    """
+    if is_python_number(value):
+        return check_positive_float(name, value)
+    return value
