@@ -1,4 +1,6 @@
 """keras-latent: discrete latent variables and softmax-family hidden layers."""
 
+from keras_latent import callbacks
+from keras_latent import layers
 from keras_latent import ops
 from keras_latent.version import __version__

@@ -1,0 +1,124 @@
+"""The binary latent variable: a layer of relaxed Bernoulli units."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_latent import ops as latent_ops
+from keras_latent import validation
+from keras_latent.layers.latent_layer import LatentLayer
+
+
+def bernoulli_inference(logits, eval_mode, seed):
+    """The output of a binary layer at inference.
+
+    `"mode"`: 1 where the logit is positive; `"sample"`: an exact Bernoulli
+    sample; `"probs"`: sigmoid(logits).
+    """
+    logits32 = ops.cast(logits, "float32")
+    if eval_mode == "mode":
+        outputs = ops.cast(logits32 > 0, "float32")
+    elif eval_mode == "sample":
+        uniform = latent_ops.uniform_noise(ops.shape(logits32), seed=seed)
+        outputs = ops.cast(uniform < ops.sigmoid(logits32), "float32")
+    else:
+        outputs = ops.sigmoid(logits32)
+    return ops.cast(outputs, logits.dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_latent")
+class BernoulliLatent(LatentLayer):
+    """A layer of independent binary latent units (binary Concrete).
+
+    The input holds the posterior log-odds of each unit. In training the
+    layer returns a relaxed Bernoulli sample `sigmoid((logits + l) / t)`,
+    `l` being logistic noise and `t` the temperature (exactly 0 or 1 with
+    straight-through gradients if `hard=True`); at inference, by
+    `eval_mode`, an exact Bernoulli sample (`"sample"`, the default), the
+    mode (`"mode"`) or the probabilities (`"probs"`).
+
+    At every call it adds `kl_weight * mean_batch(sum_units KL)` to the
+    model's losses, in float32, where KL is the analytic
+    KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior_probability)), and logs
+    the unweighted KL, in nats, as `<layer name>_kl`.
+
+    Args:
+        temperature: initial temperature, a finite float > 0 (the
+            non-trainable variable `layer.temperature`).
+        hard: whether training samples are exactly 0 or 1
+            (straight-through).
+        prior_probability: the prior probability of 1, strictly between 0
+            and 1.
+        kl_weight: initial weight of the KL term, a finite float >= 0 (the
+            non-trainable variable `layer.kl_weight`).
+        eval_mode: `"sample"`, `"mode"` or `"probs"`.
+        seed: an integer or None, the seed of the layer's `SeedGenerator`.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: logits of shape `(..., units)`.
+        training: whether to draw relaxed samples or to apply `eval_mode`.
+
+    Returns:
+        A tensor of the shape of `inputs` in the layer's compute dtype.
+
+    Example:
+
+    >>> latent = keras_latent.layers.BernoulliLatent(seed=1)
+    >>> latent(keras.random.normal((4, 20)), training=True).shape
+    (4, 20)
+
+    References:
+        - [Maddison et al., 2017](https://arxiv.org/abs/1611.00712)
+        - [Jang et al., 2017](https://arxiv.org/abs/1611.01144)
+    """
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        hard: bool = False,
+        prior_probability: float = 0.5,
+        kl_weight: float = 1.0,
+        eval_mode: str = "sample",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            temperature=temperature,
+            hard=hard,
+            kl_weight=kl_weight,
+            eval_mode=eval_mode,
+            seed=seed,
+            **kwargs,
+        )
+        self.prior_probability = validation.check_open_unit_interval(
+            "prior_probability", prior_probability
+        )
+        p = self.prior_probability
+        self.prior_logit = math.log(p) - math.log1p(-p)
+
+    def call(self, inputs, training=None):
+        if training:
+            outputs = latent_ops.relaxed_bernoulli(
+                inputs,
+                temperature=self.temperature,
+                hard=self.hard,
+                seed=self.seed_generator,
+            )
+        else:
+            outputs = bernoulli_inference(
+                inputs, self.eval_mode, self.seed_generator
+            )
+        kl = latent_ops.bernoulli_kl(inputs, self.prior_logit)
+        self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1))
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "prior_probability": self.prior_probability,
+        }

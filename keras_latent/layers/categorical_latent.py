@@ -1,0 +1,228 @@
+"""The multinomial latent variable of a categorical VAE."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_latent import ops as latent_ops
+from keras_latent import validation
+from keras_latent.layers.gumbel_softmax import categorical_inference
+from keras_latent.layers.latent_layer import LatentLayer
+
+PRIOR_SUM_TOLERANCE = 1e-5
+
+
+@keras.saving.register_keras_serializable(package="keras_latent")
+class CategoricalLatent(LatentLayer):
+    """A layer of `num_variables` categorical latent variables.
+
+    The input holds the posterior logits of `num_variables` independent
+    categorical variables with `num_categories` categories each. In
+    training the layer returns a Gumbel-softmax (Concrete) sample of each
+    variable at the current temperature (one-hot with straight-through
+    gradients if `hard=True`); at inference, by `eval_mode`, an exact
+    one-hot sample (`"sample"`, the default, so that `evaluate` reports a
+    valid bound of the discrete model), the one-hot mode (`"mode"`) or the
+    posterior probabilities (`"probs"`).
+
+    At every call the layer adds `kl_weight * mean_batch(sum_variables KL)`
+    to the model's losses, in float32, and logs the unweighted KL, in nats,
+    as `<layer name>_kl`:
+    - `kl="categorical"`: the analytic KL(q || prior) between the discrete
+      posterior q = softmax(logits) and the prior.
+    - `kl="relaxed"`: in training, the single-sample Monte Carlo estimate
+      log q(y) - log p(y) between the Concrete densities of posterior and
+      prior at the current temperature, at the soft sample y (Maddison et
+      al. 2017, appendix C); at inference, the analytic KL.
+
+    Args:
+        num_variables: the number of latent variables, an integer >= 1.
+        num_categories: the number of categories per variable, >= 2.
+        temperature: initial temperature, a finite float > 0 (the
+            non-trainable variable `layer.temperature`).
+        hard: whether training samples are one-hot (straight-through).
+        prior: `"uniform"`, `"learned"` (trainable prior logits, one row per
+            variable), or fixed probabilities: an array of shape
+            `(num_categories,)` or `(num_variables, num_categories)`,
+            non-negative, each row summing to 1.
+        kl_weight: initial weight of the KL term, a finite float >= 0 (the
+            non-trainable variable `layer.kl_weight`).
+        kl: `"categorical"` or `"relaxed"`.
+        eval_mode: `"sample"`, `"mode"` or `"probs"`.
+        seed: an integer or None, the seed of the layer's `SeedGenerator`.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: logits of shape `(..., num_variables * num_categories)` or
+            `(..., num_variables, num_categories)`.
+        training: whether to draw relaxed samples or to apply `eval_mode`.
+
+    Returns:
+        A tensor of shape `(..., num_variables, num_categories)` in the
+        layer's compute dtype.
+
+    Example:
+
+    >>> latent = keras_latent.layers.CategoricalLatent(30, 10, seed=1)
+    >>> logits = keras.random.normal((4, 300))
+    >>> latent(logits, training=True).shape
+    (4, 30, 10)
+
+    References:
+        - [Jang et al., 2017](https://arxiv.org/abs/1611.01144)
+        - [Maddison et al., 2017](https://arxiv.org/abs/1611.00712)
+    """
+
+    kl_estimators = ("categorical", "relaxed")
+
+    def __init__(
+        self,
+        num_variables: int,
+        num_categories: int,
+        temperature: float = 1.0,
+        hard: bool = False,
+        prior="uniform",
+        kl_weight: float = 1.0,
+        kl: str = "categorical",
+        eval_mode: str = "sample",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            temperature=temperature,
+            hard=hard,
+            kl_weight=kl_weight,
+            eval_mode=eval_mode,
+            seed=seed,
+            **kwargs,
+        )
+        self.num_variables = validation.check_integer(
+            "num_variables", num_variables, minimum=1
+        )
+        self.num_categories = validation.check_integer(
+            "num_categories", num_categories, minimum=2
+        )
+        self.kl = validation.check_choice("kl", kl, self.kl_estimators)
+        self.prior, self.fixed_prior_log_probs = self._check_prior(prior)
+
+    def _check_prior(self, prior):
+        """Returns the prior for the config and its log-probabilities."""
+        if isinstance(prior, str):
+            validation.check_choice("prior", prior, ("uniform", "learned"))
+            return prior, None
+        probabilities = np.asarray(prior, dtype="float64")
+        allowed_shapes = (
+            (self.num_categories,),
+            (self.num_variables, self.num_categories),
+        )
+        if probabilities.shape not in allowed_shapes:
+            raise ValueError(
+                "Invalid value received for argument `prior`. Expected "
+                "'uniform', 'learned' or probabilities of shape "
+                f"{allowed_shapes[0]} or {allowed_shapes[1]}. Received: "
+                f"prior with shape {probabilities.shape}"
+            )
+        row_sums = probabilities.sum(axis=-1)
+        if (
+            not np.all(np.isfinite(probabilities))
+            or np.any(probabilities < 0)
+            or np.any(np.abs(row_sums - 1.0) > PRIOR_SUM_TOLERANCE)
+        ):
+            raise ValueError(
+                "Invalid value received for argument `prior`. Expected "
+                "non-negative probabilities summing to 1 along the last "
+                f"axis. Received: prior={probabilities.tolist()}"
+            )
+        with np.errstate(divide="ignore"):
+            log_probs = np.log(probabilities).astype("float32")
+        return probabilities.tolist(), log_probs
+
+    def build(self, input_shape):
+        self._check_input_shape(input_shape)
+        super().build(input_shape)
+        if self.prior == "learned":
+            self.prior_logits = self.add_weight(
+                shape=(self.num_variables, self.num_categories),
+                initializer="zeros",
+                trainable=True,
+                name="prior_logits",
+                dtype="float32",
+                autocast=False,
+            )
+
+    def _is_structured(self, shape):
+        """Whether `shape` ends in (num_variables, num_categories)."""
+        structured = (self.num_variables, self.num_categories)
+        return len(shape) >= 3 and tuple(shape[-2:]) == structured
+
+    def _check_input_shape(self, input_shape):
+        flat_size = self.num_variables * self.num_categories
+        structured = (self.num_variables, self.num_categories)
+        if self._is_structured(input_shape):
+            return
+        if len(input_shape) >= 1 and input_shape[-1] == flat_size:
+            return
+        raise ValueError(
+            "Invalid value received for argument `inputs`. Expected logits "
+            f"with a last dimension of {flat_size} (num_variables * "
+            f"num_categories) or a shape ending in {structured}. Received: "
+            f"inputs.shape={tuple(input_shape)}"
+        )
+
+    def _prior_logits(self):
+        if self.prior == "uniform":
+            return None
+        if self.prior == "learned":
+            return self.prior_logits
+        return ops.convert_to_tensor(self.fixed_prior_log_probs)
+
+    def call(self, inputs, training=None):
+        if not self._is_structured(inputs.shape):
+            batch_shape = ops.shape(inputs)[:-1]
+            inputs = ops.reshape(
+                inputs, (*batch_shape, self.num_variables, self.num_categories)
+            )
+        prior_logits = self._prior_logits()
+        if training:
+            outputs, kl = self._relaxed_sample_and_kl(inputs, prior_logits)
+        else:
+            outputs = categorical_inference(
+                inputs, self.eval_mode, -1, self.seed_generator
+            )
+            kl = latent_ops.categorical_kl(inputs, prior_logits)
+        self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1))
+        return outputs
+
+    def _relaxed_sample_and_kl(self, logits, prior_logits):
+        soft = latent_ops.gumbel_softmax(
+            logits, self.temperature, seed=self.seed_generator
+        )
+        if self.kl == "relaxed":
+            if prior_logits is None:
+                prior_logits = ops.zeros((self.num_categories,))
+            kl = latent_ops.relaxed_one_hot_log_prob(
+                soft, logits, self.temperature
+            ) - latent_ops.relaxed_one_hot_log_prob(
+                soft, prior_logits, self.temperature
+            )
+        else:
+            kl = latent_ops.categorical_kl(logits, prior_logits)
+        if self.hard:
+            soft = latent_ops.straight_through(
+                latent_ops.one_hot_argmax(soft), soft
+            )
+        return soft, kl
+
+    def compute_output_shape(self, input_shape):
+        if self._is_structured(input_shape):
+            return tuple(input_shape)
+        return (*input_shape[:-1], self.num_variables, self.num_categories)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_variables": self.num_variables,
+            "num_categories": self.num_categories,
+            "prior": self.prior,
+            "kl": self.kl,
+        }

@@ -1,0 +1,114 @@
+"""The Gumbel-softmax layer."""
+
+import keras
+from keras import ops
+
+from keras_latent import ops as latent_ops
+from keras_latent import validation
+from keras_latent.layers.relaxed_layer import RelaxedLayer
+
+
+def categorical_inference(logits, eval_mode, axis, seed):
+    """The deterministic or exact output of a categorical layer at inference.
+
+    `"mode"`: one-hot of the argmax; `"sample"`: an exact one-hot sample;
+    `"probs"`: softmax(logits).
+    """
+    if eval_mode == "mode":
+        return latent_ops.one_hot_argmax(logits, axis=axis)
+    if eval_mode == "sample":
+        return latent_ops.sample_one_hot(logits, axis=axis, seed=seed)
+    return ops.cast(
+        ops.softmax(ops.cast(logits, "float32"), axis), logits.dtype
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_latent")
+class GumbelSoftmax(RelaxedLayer):
+    """Draws relaxed one-hot samples from logits (Gumbel-softmax).
+
+    In training the layer returns `softmax((logits + g) / temperature)`
+    along `axis`, `g` being fresh standard Gumbel noise at every call (see
+    `keras_latent.ops.gumbel_softmax`); with `hard=True`, the one-hot of
+    that sample's argmax with straight-through gradients. At inference the
+    output depends on `eval_mode`: `"mode"` (default) gives the one-hot of
+    the argmax of the logits, `"sample"` an exact categorical one-hot
+    sample, `"probs"` softmax(logits).
+
+    Args:
+        temperature: initial temperature, a finite float > 0. Stored in the
+            non-trainable variable `layer.temperature`, which
+            `keras_latent.callbacks.TemperatureAnnealing` updates.
+        hard: whether to return one-hot samples in training, with
+            straight-through gradients.
+        axis: the category axis.
+        eval_mode: `"mode"`, `"sample"` or `"probs"`, the output at
+            inference.
+        seed: an integer or None, the seed of the layer's `SeedGenerator`.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: logits, a float tensor of any rank.
+        training: whether to sample (training) or to apply `eval_mode`.
+
+    Returns:
+        A tensor of the shape of `inputs`, in the layer's compute dtype.
+
+    Example:
+
+    >>> layer = keras_latent.layers.GumbelSoftmax(temperature=0.5, seed=1)
+    >>> logits = keras.ops.convert_to_tensor([[2.0, 0.5, -1.0]])
+    >>> layer(logits, training=False)  # the mode
+    ... # doctest: +SKIP
+    [[1., 0., 0.]]
+
+    References:
+        - [Jang et al., 2017](https://arxiv.org/abs/1611.01144)
+        - [Maddison et al., 2017](https://arxiv.org/abs/1611.00712)
+    """
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        hard: bool = False,
+        axis: int = -1,
+        eval_mode: str = "mode",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            temperature=temperature,
+            hard=hard,
+            eval_mode=eval_mode,
+            seed=seed,
+            **kwargs,
+        )
+        self.axis = validation.check_axis("axis", axis)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                "Invalid value received for argument `axis`. Expected an "
+                f"axis of an input of rank {rank}. Received: axis={self.axis}"
+            )
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        if training:
+            return latent_ops.gumbel_softmax(
+                inputs,
+                temperature=self.temperature,
+                hard=self.hard,
+                axis=self.axis,
+                seed=self.seed_generator,
+            )
+        return categorical_inference(
+            inputs, self.eval_mode, self.axis, self.seed_generator
+        )
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
