@@ -87,9 +87,16 @@ class EpochSummary(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
+        self.training_seconds = None
+
+    def on_test_begin(self, logs=None):
+        # The test pass that `fit` runs after each epoch starts here: what
+        # came before it is the training time of the epoch.
+        if self.training_seconds is None:
+            self.training_seconds = time.perf_counter() - self.start
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.start
+        seconds = self.training_seconds
         record = {
             "epoch": epoch + 1,
             "train_loss": float(logs["loss"]),
@@ -103,7 +110,8 @@ class EpochSummary(keras.callbacks.Callback):
             f"epoch {record['epoch']}: training loss "
             f"{record['train_loss']:.2f} nats/image, test -ELBO "
             f"(discrete samples) {record['test_neg_elbo']:.2f} nats/image, "
-            f"temperature {record['temperature']:.3f}, {seconds:.1f} s"
+            f"temperature {record['temperature']:.3f}, {seconds:.1f} s "
+            "training"
         )
 
 
