@@ -34,7 +34,7 @@ def relaxed_bernoulli(logits, temperature=1.0, hard=False, seed=None):
     Example:
 
     >>> logits = keras.ops.zeros((2, 3))
-    >>> keras_latent.ops.relaxed_bernoulli(logits, 0.5, seed=1).shape
+    >>> tuple(keras_latent.ops.relaxed_bernoulli(logits, 0.5, seed=1).shape)
     (2, 3)
 
     References:
@@ -71,7 +71,7 @@ def bernoulli_kl(logits, prior_logits=None):
 
     Example:
 
-    >>> float(keras_latent.ops.bernoulli_kl(keras.ops.zeros(()))
+    >>> float(keras_latent.ops.bernoulli_kl(keras.ops.zeros(())))
     0.0
     """
     logits, dtype = as_float32(logits)
