@@ -29,11 +29,20 @@ def check_positive_float(name, value):
     return float(value)
 
 
+def check_float_at_least(name, value, minimum):
+    """Checks a finite float >= `minimum`. Returns it as a Python float."""
+    if (
+        not is_python_number(value)
+        or not math.isfinite(value)
+        or value < minimum
+    ):
+        raise _invalid(name, f"a finite float value >= {minimum:g}", value)
+    return float(value)
+
+
 def check_non_negative_float(name, value):
     """Checks a finite float >= 0. Returns it as a Python float."""
-    if not is_python_number(value) or not math.isfinite(value) or value < 0:
-        raise _invalid(name, "a finite float value >= 0", value)
-    return float(value)
+    return check_float_at_least(name, value, 0)
 
 
 def check_open_unit_interval(name, value):
