@@ -1,0 +1,132 @@
+"""A dense layer whose activation is a grouped softmax, sparsemax or entmax."""
+
+import functools
+
+import keras
+
+from keras_latent import ops as latent_ops
+from keras_latent import validation
+from keras_latent.ops.grouped_normalize import check_groups
+from keras_latent.ops.grouped_normalize import check_normalizer
+
+
+@keras.saving.register_keras_serializable(package="keras_latent")
+class HiddenSoftmax(keras.layers.Dense):
+    """A dense projection followed by a normalizer within groups of units.
+
+    `outputs = grouped_normalize(inputs @ kernel + bias, groups, normalizer,
+    temperature)`: the `units` outputs are split into `groups` equal groups
+    and each group is mapped onto the probability simplex by `"softmax"`,
+    `"sparsemax"` or `"entmax15"` (see `keras_latent.ops.grouped_normalize`).
+    With `groups=1` the layer is a softmax over all its units, the
+    structured hidden activation whose merits `examples/
+    hidden_softmax_study.py` measures; with more groups, each group acts as
+    one multinomial hidden variable. It is a `keras.layers.Dense` in every
+    other respect (initializers, regularizers, constraints, LoRA,
+    quantization); the normalization alone is `GroupedSoftmax`.
+
+    Args:
+        units: the number of output units, an integer >= 1.
+        groups: an integer >= 1 that divides `units`.
+        temperature: a finite float > 0; the pre-activations are divided by
+            it before normalizing.
+        normalizer: `"softmax"`, `"sparsemax"` or `"entmax15"`.
+        use_bias: whether to add a bias.
+        kernel_initializer: initializer of the kernel.
+        bias_initializer: initializer of the bias.
+        kernel_regularizer: regularizer of the kernel.
+        bias_regularizer: regularizer of the bias.
+        activity_regularizer: regularizer of the output, for example
+            `keras_latent.regularizers.Entropy(groups=groups)`.
+        kernel_constraint: constraint on the kernel.
+        bias_constraint: constraint on the bias.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: a float tensor of shape `(..., input_dim)`.
+
+    Returns:
+        A tensor of shape `(..., units)` in the layer's compute dtype, each
+        group summing to 1.
+
+    Example:
+
+    >>> layer = keras_latent.layers.HiddenSoftmax(256, groups=16)
+    >>> layer(keras.random.normal((2, 784))).shape
+    (2, 256)
+
+    References:
+        - [Goodfellow, Bengio and Courville, Deep Learning, section 6.2.2.3](
+          https://www.deeplearningbook.org/contents/mlp.html)
+        - [Martins and Astudillo, 2016](https://arxiv.org/abs/1602.02068)
+        - [Peters et al., 2019](https://arxiv.org/abs/1905.05702)
+    """
+
+    def __init__(
+        self,
+        units: int,
+        groups: int = 1,
+        temperature: float = 1.0,
+        normalizer: str = "softmax",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        units = validation.check_integer("units", units, minimum=1)
+        kwargs.pop("activation", None)
+        super().__init__(
+            units,
+            activation=None,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
+        self.groups = check_groups(groups, units)
+        self.normalizer = check_normalizer(normalizer)
+        self.temperature = validation.check_positive_float(
+            "temperature", temperature
+        )
+        # Dense applies `self.activation` on every call path (float, LoRA,
+        # quantized), so the normalization goes there.
+        self.activation = functools.partial(
+            latent_ops.grouped_normalize,
+            groups=self.groups,
+            normalizer=self.normalizer,
+            temperature=self.temperature,
+        )
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Dense refuses to quantize its subclasses, whose `call` may differ;
+        # this one keeps Dense's call paths, so its quantized ones are right.
+        super().quantize(mode, type_check=False, config=config)
+
+    def get_config(self):
+        # Dense would serialize `activation`; the normalization is described
+        # by `groups`, `temperature` and `normalizer` instead.
+        normalization, self.activation = (
+            self.activation,
+            keras.activations.linear,
+        )
+        try:
+            config = super().get_config()
+        finally:
+            self.activation = normalization
+        del config["activation"]
+        return {
+            **config,
+            "groups": self.groups,
+            "temperature": self.temperature,
+            "normalizer": self.normalizer,
+        }

@@ -1,0 +1,75 @@
+"""Softmax, sparsemax or entmax applied within equal groups of units."""
+
+from keras import ops
+
+from keras_latent import validation
+from keras_latent.ops.dtypes import as_float32
+from keras_latent.ops.entmax import entmax15
+from keras_latent.ops.sparsemax import sparsemax
+
+NORMALIZERS = {
+    "softmax": ops.softmax,
+    "sparsemax": sparsemax,
+    "entmax15": entmax15,
+}
+
+
+def check_normalizer(normalizer):
+    """Checks a normalizer name; returns it."""
+    return validation.check_choice("normalizer", normalizer, tuple(NORMALIZERS))
+
+
+def check_groups(groups, units, units_name="units"):
+    """Checks that `groups` is an integer >= 1 that divides `units`."""
+    groups = validation.check_integer("groups", groups, minimum=1)
+    if units is not None and units % groups:
+        raise ValueError(
+            "Invalid value received for argument `groups`. Expected a "
+            f"divisor of {units_name}={units}. Received: groups={groups}"
+        )
+    return groups
+
+
+def grouped_normalize(x, groups=1, normalizer="softmax", temperature=1.0):
+    """Normalizes each of `groups` equal groups of the last axis of `x`.
+
+    The last axis, of size `units`, is split into `groups` consecutive
+    groups of `units // groups` entries, and `normalizer` maps each group of
+    `x / temperature` onto the probability simplex: `"softmax"` (dense),
+    `"sparsemax"` (Martins and Astudillo 2016) or `"entmax15"` (Peters et
+    al. 2019, 1.5-entmax), the last two giving exact zeros. With
+    `groups=1` the whole axis is one distribution. A lower temperature gives
+    more peaked (for sparsemax and entmax, sparser) groups.
+
+    Args:
+        x: float tensor of shape `(..., units)`, `units` known statically.
+        groups: an integer >= 1 that divides `units`.
+        normalizer: `"softmax"`, `"sparsemax"` or `"entmax15"`.
+        temperature: a finite float > 0, or a scalar tensor.
+
+    Returns:
+        A tensor of the shape and dtype of `x`; each group sums to 1.
+
+    Example:
+
+    >>> x = keras.ops.convert_to_tensor([[1.0, 2.0, 3.0, 3.0]])
+    >>> keras_latent.ops.grouped_normalize(x, groups=2, normalizer="sparsemax")
+    ... # doctest: +SKIP
+    [[0., 1., 0.5, 0.5]]
+
+    References:
+        - [Martins and Astudillo, 2016](https://arxiv.org/abs/1602.02068)
+        - [Peters et al., 2019](https://arxiv.org/abs/1905.05702)
+    """
+    normalize = NORMALIZERS[check_normalizer(normalizer)]
+    temperature = validation.check_temperature(temperature)
+    x, dtype = as_float32(x)
+    units = x.shape[-1]
+    groups = check_groups(groups, units)
+    shape = ops.shape(x)
+    grouped = ops.reshape(
+        x / ops.cast(temperature, "float32"),
+        (*shape[:-1], groups, units // groups),
+    )
+    normalized = ops.reshape(normalize(grouped, axis=-1), shape)
+    return ops.cast(normalized, dtype)
