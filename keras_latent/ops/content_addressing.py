@@ -1,0 +1,169 @@
+"""Content-based addressing of a memory (Neural Turing Machine read)."""
+
+from keras import ops
+
+from keras_latent import validation
+from keras_latent.ops.dtypes import as_float32
+from keras_latent.ops.grouped_normalize import NORMALIZERS
+from keras_latent.ops.gumbel_softmax import gumbel_softmax
+from keras_latent.ops.gumbel_softmax import one_hot_argmax
+
+# The deterministic normalizers, then "gumbel" (a hard straight-through
+# sample) and "argmax" (that sample's mode, without gradient).
+ADDRESSING_NORMALIZERS = (*NORMALIZERS, "gumbel", "argmax")
+
+
+def check_epsilon(epsilon):
+    """Checks the norm floor of `cosine_similarity`; returns it as a float."""
+    return validation.check_positive_float("epsilon", epsilon)
+
+
+def unit_vectors(x, epsilon):
+    """`x / max(norm(x), epsilon)` along the last axis.
+
+    The floor applies to the squared norm, so a zero vector maps to zero
+    with a finite gradient: `sqrt` is never differentiated at 0, and the
+    gradient through the constant branch of `maximum` is 0.
+    """
+    squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
+    return x / ops.sqrt(ops.maximum(squared_norm, epsilon**2))
+
+
+def cosine_similarity(keys, memory, epsilon=1e-6):
+    """The cosine similarity between each key and each row of a memory.
+
+    `similarity[..., i] = dot(key, memory[..., i, :]) /
+    (max(norm(key), epsilon) * max(norm(memory[..., i, :]), epsilon))`:
+    the cosine of the angle between the key and slot `i`, in [-1, 1]. A
+    zero key or a zero slot gets similarity 0, with finite gradients.
+
+    Args:
+        keys: float tensor of shape `(..., key_size)`.
+        memory: float tensor of shape `(..., num_slots, key_size)`. The
+            leading axes of `keys` and `memory` broadcast, so one memory of
+            shape `(num_slots, key_size)` serves a batch of keys.
+        epsilon: a finite float > 0, the floor of each norm.
+
+    Returns:
+        A tensor of shape `(..., num_slots)` in the dtype of `keys`.
+
+    Example:
+
+    >>> keys = keras.ops.convert_to_tensor([[1.0, 0.0]])
+    >>> memory = keras.ops.convert_to_tensor([[2.0, 0.0], [0.0, 3.0]])
+    >>> keras_latent.ops.cosine_similarity(keys, memory)
+    ... # doctest: +SKIP
+    [[1., 0.]]
+
+    References:
+        - [Graves et al., 2014, section 3.3.1](
+          https://arxiv.org/abs/1410.5401)
+    """
+    epsilon = check_epsilon(epsilon)
+    keys, dtype = as_float32(keys)
+    memory, _ = as_float32(memory)
+    unit_keys = ops.expand_dims(unit_vectors(keys, epsilon), -1)
+    similarity = ops.matmul(unit_vectors(memory, epsilon), unit_keys)
+    return ops.cast(ops.squeeze(similarity, -1), dtype)
+
+
+def content_weights(
+    key,
+    memory,
+    key_strength=1.0,
+    normalizer="softmax",
+    seed=None,
+    epsilon=1e-6,
+):
+    """Content-based addressing weights of a memory's slots.
+
+    `weights = normalize(key_strength * cosine_similarity(key, memory))`
+    over the slots: the key strength (beta) sharpens the similarities
+    before `normalizer` maps them onto the probability simplex.
+    `"softmax"` gives the dense weights of the Neural Turing Machine;
+    `"sparsemax"` and `"entmax15"` give weights with exact zeros (see
+    `keras_latent.ops.sparsemax` and `keras_latent.ops.entmax15`);
+    `"gumbel"` draws the one-hot of an exact sample from
+    `Categorical(softmax(key_strength * similarity))`, with the
+    straight-through gradient of the Gumbel-softmax sample at temperature
+    1 (see `keras_latent.ops.gumbel_softmax`); `"argmax"` gives the one-hot
+    of the most similar slot (ties to the lowest index), the mode of the
+    `"gumbel"` sample, without gradient.
+
+    Args:
+        key: float tensor of shape `(..., key_size)`.
+        memory: float tensor of shape `(..., num_slots, key_size)`, whose
+            leading axes broadcast with those of `key`.
+        key_strength: the sharpening factor beta, a finite float >= 0 or a
+            tensor of shape `(..., 1)` (for example the softplus of a
+            network output), which broadcasts with the similarities.
+        normalizer: `"softmax"`, `"sparsemax"`, `"entmax15"`, `"gumbel"` or
+            `"argmax"`.
+        seed: an integer, a `keras.random.SeedGenerator`, or None; used by
+            `"gumbel"` only. Inside a layer pass the layer's
+            `SeedGenerator` so that every call draws new noise.
+        epsilon: a finite float > 0, the floor of each norm in the cosine
+            similarity.
+
+    Returns:
+        A tensor of shape `(..., num_slots)` in the dtype of `key`, each
+        slice over the slots summing to 1.
+
+    Example:
+
+    >>> key = keras.ops.convert_to_tensor([[1.0, 0.0]])
+    >>> memory = keras.ops.convert_to_tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> keras_latent.ops.content_weights(key, memory, 2.0, "sparsemax")
+    ... # doctest: +SKIP
+    [[1., 0.]]
+
+    References:
+        - [Graves et al., 2014, section 3.3.1](
+          https://arxiv.org/abs/1410.5401)
+        - [Graves et al., 2016](https://doi.org/10.1038/nature20101)
+    """
+    normalizer = validation.check_choice(
+        "normalizer", normalizer, ADDRESSING_NORMALIZERS
+    )
+    if validation.is_python_number(key_strength):
+        key_strength = validation.check_non_negative_float(
+            "key_strength", key_strength
+        )
+    key, dtype = as_float32(key)
+    key_strength, _ = as_float32(key_strength)
+    logits = key_strength * cosine_similarity(key, memory, epsilon)
+    if normalizer == "gumbel":
+        weights = gumbel_softmax(logits, hard=True, seed=seed)
+    elif normalizer == "argmax":
+        weights = one_hot_argmax(ops.stop_gradient(logits))
+    else:
+        weights = NORMALIZERS[normalizer](logits, axis=-1)
+    return ops.cast(weights, dtype)
+
+
+def weighted_read(weights, values):
+    """The read of a memory under addressing weights.
+
+    `read = sum_i weights[..., i] * values[..., i, :]`, the weighted sum of
+    the memory's rows.
+
+    Args:
+        weights: float tensor of shape `(..., num_slots)`.
+        values: float tensor of shape `(..., num_slots, value_size)`, whose
+            leading axes broadcast with those of `weights`.
+
+    Returns:
+        A tensor of shape `(..., value_size)` in the dtype of `weights`.
+
+    Example:
+
+    >>> weights = keras.ops.convert_to_tensor([[0.25, 0.75]])
+    >>> values = keras.ops.convert_to_tensor([[4.0, 0.0], [0.0, 4.0]])
+    >>> keras_latent.ops.weighted_read(weights, values)
+    ... # doctest: +SKIP
+    [[1., 3.]]
+    """
+    weights, dtype = as_float32(weights)
+    values, _ = as_float32(values)
+    read = ops.matmul(ops.expand_dims(weights, -2), values)
+    return ops.cast(ops.squeeze(read, -2), dtype)

@@ -1,0 +1,279 @@
+"""Tests of `cosine_similarity`, `content_weights` and `weighted_read`.
+
+References are written here in NumPy (float64): the cosine formula of
+Graves et al. (2014, eq. 6), softmax, sparsemax by sorting (Martins and
+Astudillo 2016, Alg. 1), 1.5-entmax by root finding with SciPy, and the read
+as a sum over slots. None is computed with keras-latent.
+"""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from scipy import optimize
+from scipy import stats
+
+from keras_latent import ops as latent_ops
+from tests.ops.gradients import gradient
+
+# The chi-square test below rejects a correct sampler with this probability.
+FALSE_FAILURE_RATE = 1e-3
+
+
+def to_numpy(x):
+    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
+
+
+def cosine_reference(keys, memory):
+    """cos(k, M[i]) = k . M[i] / (|k| |M[i]|), broadcasting leading axes."""
+    keys = np.asarray(keys, np.float64)[..., None, :]
+    memory = np.asarray(memory, np.float64)
+    dots = np.sum(keys * memory, axis=-1)
+    norms = np.linalg.norm(keys, axis=-1) * np.linalg.norm(memory, axis=-1)
+    return dots / norms
+
+
+def softmax_reference(x):
+    shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return shifted / np.sum(shifted, axis=-1, keepdims=True)
+
+
+def sparsemax_reference(x):
+    """Alg. 1 of Martins and Astudillo (2016), vector by vector."""
+
+    def one(z):
+        z_sorted = np.sort(z)[::-1]
+        ranks = np.arange(1, len(z) + 1)
+        cumulative = np.cumsum(z_sorted)
+        support = ranks[1 + ranks * z_sorted > cumulative].max()
+        threshold = (cumulative[support - 1] - 1.0) / support
+        return np.maximum(z - threshold, 0.0)
+
+    return np.apply_along_axis(one, -1, x)
+
+
+def entmax15_reference(x):
+    """max(z / 2 - tau, 0) ** 2 with tau the root of sum = 1 (SciPy)."""
+
+    def one(z):
+        def excess(tau):
+            return np.sum(np.maximum(z / 2.0 - tau, 0.0) ** 2) - 1.0
+
+        tau = optimize.brentq(excess, z.max() / 2.0 - 1.0, z.max() / 2.0)
+        return np.maximum(z / 2.0 - tau, 0.0) ** 2
+
+    return np.apply_along_axis(one, -1, x)
+
+
+REFERENCES = {
+    "softmax": softmax_reference,
+    "sparsemax": sparsemax_reference,
+    "entmax15": entmax15_reference,
+}
+ALL_NORMALIZERS = ["softmax", "sparsemax", "entmax15", "gumbel", "argmax"]
+
+# (keys shape, memory shape): one shared memory, one memory per example,
+# and several keys (read heads) per example against one memory each.
+BROADCAST_SHAPES = [
+    ((4, 5), (6, 5)),
+    ((4, 5), (4, 6, 5)),
+    ((2, 3, 5), (2, 1, 6, 5)),
+]
+BROADCAST_IDS = ["shared-memory", "memory-per-example", "heads"]
+
+
+@pytest.mark.parametrize(
+    "keys_shape, memory_shape", BROADCAST_SHAPES, ids=BROADCAST_IDS
+)
+def test_cosine_similarity_matches_the_numpy_formula(
+    keys_shape, memory_shape, rng
+):
+    keys = rng.normal(size=keys_shape).astype("float32")
+    memory = rng.normal(size=memory_shape).astype("float32")
+    similarity = to_numpy(latent_ops.cosine_similarity(keys, memory))
+    expected = cosine_reference(keys, memory)
+    assert similarity.shape == expected.shape
+    np.testing.assert_allclose(similarity, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_similarity_is_scale_invariant_and_bounded(rng):
+    keys = rng.normal(size=(4, 5)).astype("float32")
+    memory = rng.normal(size=(6, 5)).astype("float32")
+    similarity = to_numpy(latent_ops.cosine_similarity(keys, memory))
+    scaled = to_numpy(latent_ops.cosine_similarity(7.0 * keys, 0.1 * memory))
+    np.testing.assert_allclose(scaled, similarity, rtol=1e-5, atol=1e-6)
+    assert np.all(np.abs(similarity) <= 1.0 + 1e-6)
+
+
+def test_zero_key_and_zero_row_have_similarity_zero_and_finite_gradients(
+    rng,
+):
+    keys = rng.normal(size=(3, 5)).astype("float32")
+    keys[1] = 0.0
+    memory = rng.normal(size=(3, 4, 5)).astype("float32")
+    memory[:, 2] = 0.0
+    similarity = to_numpy(latent_ops.cosine_similarity(keys, memory))
+    np.testing.assert_array_equal(similarity[1], 0.0)
+    np.testing.assert_array_equal(similarity[:, 2], 0.0)
+    key_gradient = gradient(
+        lambda k: latent_ops.cosine_similarity(k, memory), keys
+    )
+    memory_gradient = gradient(
+        lambda m: latent_ops.cosine_similarity(keys, m), memory
+    )
+    assert np.all(np.isfinite(key_gradient))
+    assert np.all(np.isfinite(memory_gradient))
+
+
+@pytest.mark.parametrize("normalizer", sorted(REFERENCES))
+@pytest.mark.parametrize("strength_form", ["float", "tensor"])
+def test_deterministic_weights_match_the_numpy_normalizer(
+    normalizer, strength_form, rng
+):
+    keys = rng.normal(size=(2, 3, 5)).astype("float32")
+    memory = rng.normal(size=(2, 1, 6, 5)).astype("float32")
+    if strength_form == "float":
+        strength = 4.0
+    else:
+        strength = rng.uniform(0.5, 8.0, size=(2, 3, 1)).astype("float32")
+    weights = to_numpy(
+        latent_ops.content_weights(keys, memory, strength, normalizer)
+    )
+    expected = REFERENCES[normalizer](
+        np.asarray(strength, np.float64) * cosine_reference(keys, memory)
+    )
+    np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("normalizer", ALL_NORMALIZERS)
+def test_weights_lie_on_the_simplex_over_the_slots(normalizer, rng):
+    keys = rng.normal(size=(16, 5)).astype("float32")
+    memory = rng.normal(size=(16, 7, 5)).astype("float32")
+    weights = to_numpy(
+        latent_ops.content_weights(keys, memory, 3.0, normalizer, seed=1)
+    )
+    assert weights.shape == (16, 7)
+    assert np.all(weights >= 0.0)
+    np.testing.assert_allclose(np.sum(weights, axis=-1), 1.0, rtol=1e-5)
+
+
+def test_gumbel_weights_are_exactly_one_hot(rng):
+    keys = rng.normal(size=(64, 5)).astype("float32")
+    memory = rng.normal(size=(64, 7, 5)).astype("float32")
+    weights = to_numpy(
+        latent_ops.content_weights(keys, memory, 2.0, "gumbel", seed=4)
+    )
+    assert set(np.unique(weights)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(np.sum(weights, axis=-1), 1.0)
+
+
+def test_gumbel_samples_follow_the_softmax_of_the_sharpened_similarity(rng):
+    num_samples = 20000
+    key = rng.normal(size=(1, 5)).astype("float32")
+    memory = rng.normal(size=(4, 5)).astype("float32")
+    keys = np.repeat(key, num_samples, axis=0)
+    weights = to_numpy(
+        latent_ops.content_weights(keys, memory, 2.0, "gumbel", seed=5)
+    )
+    probabilities = softmax_reference(2.0 * cosine_reference(key, memory))[0]
+    counts = np.sum(weights, axis=0)
+    _, p_value = stats.chisquare(counts, num_samples * probabilities)
+    assert p_value > FALSE_FAILURE_RATE
+
+
+def test_gumbel_straight_through_gradient_is_finite_and_nonzero(rng):
+    keys = rng.normal(size=(8, 5)).astype("float32")
+    memory = rng.normal(size=(8, 6, 5)).astype("float32")
+    slot_weights = ops.convert_to_tensor(
+        rng.normal(size=(8, 6)).astype("float32")
+    )
+
+    def weighted(k):
+        weights = latent_ops.content_weights(k, memory, 3.0, "gumbel", seed=6)
+        return weights * slot_weights
+
+    key_gradient = gradient(weighted, keys)
+    assert np.all(np.isfinite(key_gradient))
+    assert np.any(key_gradient != 0.0)
+
+
+def test_argmax_is_the_one_hot_of_the_most_similar_slot(rng):
+    keys = rng.normal(size=(10, 5)).astype("float32")
+    memory = rng.normal(size=(10, 6, 5)).astype("float32")
+    weights = to_numpy(latent_ops.content_weights(keys, memory, 1.0, "argmax"))
+    winners = np.argmax(cosine_reference(keys, memory), axis=-1)
+    np.testing.assert_array_equal(weights, np.eye(6)[winners])
+
+
+@pytest.mark.parametrize("normalizer", ALL_NORMALIZERS)
+def test_zero_key_and_zero_row_give_finite_weights_and_gradients(
+    normalizer, rng
+):
+    keys = rng.normal(size=(4, 5)).astype("float32")
+    keys[0] = 0.0
+    memory = rng.normal(size=(4, 6, 5)).astype("float32")
+    memory[:, 3] = 0.0
+    slot_weights = ops.convert_to_tensor(
+        rng.normal(size=(4, 6)).astype("float32")
+    )
+
+    def weighted(k, m):
+        weights = latent_ops.content_weights(k, m, 2.0, normalizer, seed=7)
+        return weights * slot_weights
+
+    weights = to_numpy(
+        latent_ops.content_weights(keys, memory, 2.0, normalizer)
+    )
+    assert np.all(np.isfinite(weights))
+    if normalizer == "softmax":
+        np.testing.assert_allclose(weights[0], 1.0 / 6.0, rtol=1e-6)
+    assert np.all(np.isfinite(gradient(lambda k: weighted(k, memory), keys)))
+    assert np.all(np.isfinite(gradient(lambda m: weighted(keys, m), memory)))
+
+
+@pytest.mark.parametrize(
+    "weights_shape, values_shape",
+    [((4, 6), (4, 6, 3)), ((4, 6), (6, 3)), ((2, 3, 6), (2, 1, 6, 3))],
+    ids=["value-per-example", "shared-values", "heads"],
+)
+def test_weighted_read_is_the_weighted_sum_of_the_rows(
+    weights_shape, values_shape, rng
+):
+    weights = rng.dirichlet(np.ones(6), size=weights_shape[:-1])
+    weights = weights.astype("float32")
+    values = rng.normal(size=values_shape).astype("float32")
+    read = to_numpy(latent_ops.weighted_read(weights, values))
+    expected = np.sum(
+        weights[..., :, None].astype(np.float64) * values, axis=-2
+    )
+    np.testing.assert_allclose(read, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("normalizer", sorted(REFERENCES))
+def test_half_precision_inputs_are_computed_in_float32(normalizer, rng):
+    keys = rng.normal(size=(4, 5)).astype("float16")
+    memory = rng.normal(size=(4, 6, 5)).astype("float16")
+    weights = latent_ops.content_weights(keys, memory, 10.0, normalizer)
+    assert keras.backend.standardize_dtype(weights.dtype) == "float16"
+    expected = REFERENCES[normalizer](10.0 * cosine_reference(keys, memory))
+    np.testing.assert_allclose(to_numpy(weights), expected, atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"normalizer": "maxout"}, "normalizer"),
+        ({"key_strength": -1.0}, "key_strength"),
+        ({"key_strength": float("nan")}, "key_strength"),
+        ({"epsilon": 0.0}, "epsilon"),
+    ],
+)
+def test_invalid_arguments_raise(arguments, message):
+    keys = np.ones((2, 3), "float32")
+    memory = np.ones((2, 4, 3), "float32")
+    with pytest.raises(
+        ValueError,
+        match=f"Invalid value received for argument `{message}`.*"
+        f"Received: {message}=",
+    ):
+        latent_ops.content_weights(keys, memory, **arguments)
