@@ -79,7 +79,14 @@ class HiddenSoftmax(keras.layers.Dense):
         **kwargs,
     ):
         units = validation.check_integer("units", units, minimum=1)
-        kwargs.pop("activation", None)
+        activation = kwargs.pop("activation", None)
+        if activation is not None:
+            raise ValueError(
+                "Invalid value received for argument `activation`. "
+                "HiddenSoftmax's activation is its grouped normalization; "
+                "choose it with `normalizer`. Received: "
+                f"activation={activation!r}"
+            )
         super().__init__(
             units,
             activation=None,
