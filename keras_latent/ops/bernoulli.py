@@ -89,4 +89,3 @@ def bernoulli_kl(logits, prior_logits=None):
         not_q, log_not_q, log_not_p
     )
     return ops.cast(kl, dtype)
-

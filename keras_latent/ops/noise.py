@@ -23,7 +23,9 @@ def uniform_noise(shape, seed=None):
     Returns:
         A float32 tensor with values in [tiny, 1 - 2**-24].
     """
-    u = random.uniform(shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed)
+    u = random.uniform(
+        shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
+    )
     return ops.clip(u, TINY, ONE_MINUS_EPSILON)
 
 
