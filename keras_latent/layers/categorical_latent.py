@@ -189,29 +189,34 @@ class CategoricalLatent(LatentLayer):
             outputs = categorical_inference(
                 inputs, self.eval_mode, -1, self.seed_generator
             )
-            kl = latent_ops.categorical_kl(inputs, prior_logits)
+            kl = latent_ops.categorical_kl(
+                ops.cast(inputs, "float32"), prior_logits
+            )
         self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1))
         return outputs
 
     def _relaxed_sample_and_kl(self, logits, prior_logits):
+        # The sample stays in float32 until the output: a half-precision
+        # sample underflows to 0 where the Concrete density needs log(y).
+        logits32 = ops.cast(logits, "float32")
         soft = latent_ops.gumbel_softmax(
-            logits, self.temperature, seed=self.seed_generator
+            logits32, self.temperature, seed=self.seed_generator
         )
         if self.kl == "relaxed":
             if prior_logits is None:
                 prior_logits = ops.zeros((self.num_categories,))
             kl = latent_ops.relaxed_one_hot_log_prob(
-                soft, logits, self.temperature
+                soft, logits32, self.temperature
             ) - latent_ops.relaxed_one_hot_log_prob(
                 soft, prior_logits, self.temperature
             )
         else:
-            kl = latent_ops.categorical_kl(logits, prior_logits)
+            kl = latent_ops.categorical_kl(logits32, prior_logits)
         if self.hard:
             soft = latent_ops.straight_through(
                 latent_ops.one_hot_argmax(soft), soft
             )
-        return soft, kl
+        return ops.cast(soft, logits.dtype), kl
 
     def compute_output_shape(self, input_shape):
         if self._is_structured(input_shape):

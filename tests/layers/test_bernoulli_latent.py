@@ -1,0 +1,287 @@
+"""Tests of the `BernoulliLatent` layer: shapes, eval modes, KL, config.
+
+The references are written here in NumPy (sigmoid, the Bernoulli KL) or
+SciPy (a binomial test), never computed with keras-latent. Fit-based
+checks (KL logs, fresh noise in compiled steps, mixed-precision training)
+are in `tests/layers/test_training.py`.
+"""
+
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from scipy import special
+from scipy import stats
+
+from keras_latent.layers import BernoulliLatent
+
+# The frequency test below rejects a correct layer with this probability.
+FALSE_FAILURE_RATE = 1e-3
+
+SHAPES = [(5, 6), (2, 3, 6)]
+SHAPE_IDS = ["rank2", "rank3"]
+
+
+def to_numpy(x):
+    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
+
+
+def bernoulli_kl(logits, prior_probability):
+    """KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior)), elementwise."""
+    q = special.expit(np.asarray(logits, np.float64))
+    p = prior_probability
+    return q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
+
+
+def kl_loss(layer):
+    """The one loss the layer added in its last call, as a float."""
+    assert len(layer.losses) == 1
+    return float(to_numpy(layer.losses[0]))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_symbolic_output_shape_and_compute_output_shape(shape):
+    layer = BernoulliLatent()
+    outputs = layer(keras.Input(shape=shape[1:]))
+    assert tuple(outputs.shape) == (None, *shape[1:])
+    assert layer.compute_output_shape((None, *shape[1:])) == (
+        None,
+        *shape[1:],
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_training_output_is_strictly_between_0_and_1(shape, rng):
+    logits = rng.normal(size=shape).astype("float32")
+    outputs = to_numpy(BernoulliLatent(seed=1)(logits, training=True))
+    assert outputs.shape == shape
+    assert np.all(outputs > 0.0) and np.all(outputs < 1.0)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_hard_training_output_is_exactly_0_or_1(shape, rng):
+    logits = rng.normal(size=shape).astype("float32")
+    outputs = to_numpy(
+        BernoulliLatent(hard=True, seed=2)(logits, training=True)
+    )
+    assert outputs.shape == shape
+    assert set(np.unique(outputs)) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_mode_inference_is_1_where_the_logit_is_positive(shape, rng):
+    logits = rng.normal(size=shape).astype("float32")
+    layer = BernoulliLatent(eval_mode="mode", seed=3)
+    outputs = to_numpy(layer(logits, training=False))
+    np.testing.assert_array_equal(outputs, (logits > 0).astype(np.float64))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_probs_inference_is_the_numpy_sigmoid(shape, rng):
+    logits = rng.normal(size=shape).astype("float32")
+    layer = BernoulliLatent(eval_mode="probs")
+    outputs = to_numpy(layer(logits, training=False))
+    np.testing.assert_allclose(outputs, special.expit(logits), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_sample_inference_is_exactly_0_or_1(shape, rng):
+    logits = rng.normal(size=shape).astype("float32")
+    layer = BernoulliLatent(seed=4)
+    assert layer.eval_mode == "sample"
+    outputs = to_numpy(layer(logits, training=False))
+    assert outputs.shape == shape
+    assert set(np.unique(outputs)) <= {0.0, 1.0}
+
+
+def test_sample_inference_frequencies_match_the_sigmoid():
+    """Each unit is 1 with probability sigmoid(logit): a two-sided binomial
+    test per unit over 20,000 draws, Bonferroni over the 4 units."""
+    logits = np.array([-2.0, -0.3, 0.0, 1.5], dtype="float32")
+    draws = np.broadcast_to(logits, (20000, 4))
+    outputs = to_numpy(BernoulliLatent(seed=5)(draws, training=False))
+    ones = np.sum(outputs, axis=0).astype(int)
+    for count, probability in zip(ones, special.expit(logits), strict=True):
+        p_value = stats.binomtest(count, 20000, probability).pvalue
+        assert p_value >= FALSE_FAILURE_RATE / 4, (count, probability)
+
+
+@pytest.mark.parametrize("prior_probability", [0.5, 0.2])
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_kl_loss_is_the_weighted_batch_mean_of_the_summed_analytic_kl(
+    prior_probability, shape, rng
+):
+    logits = (2.0 * rng.normal(size=shape)).astype("float32")
+    layer = BernoulliLatent(
+        prior_probability=prior_probability, kl_weight=0.3, seed=6
+    )
+    kl = bernoulli_kl(logits, prior_probability)
+    expected = 0.3 * np.mean(np.sum(kl, axis=-1))
+    assert expected > 0.1
+    for training in [True, False]:
+        layer(logits, training=training)
+        np.testing.assert_allclose(kl_loss(layer), expected, rtol=1e-5)
+
+
+def test_kl_is_finite_for_saturated_logits():
+    logits = np.array([[-1e4, -50.0, 50.0, 1e4]], dtype="float32")
+    layer = BernoulliLatent(prior_probability=0.2)
+    layer(logits, training=True)
+    q_one = np.log(1 / 0.2)
+    q_zero = np.log(1 / 0.8)
+    np.testing.assert_allclose(
+        kl_loss(layer), 2 * q_one + 2 * q_zero, rtol=1e-5
+    )
+
+
+def test_config_round_trip():
+    layer = BernoulliLatent(
+        temperature=0.7,
+        hard=True,
+        prior_probability=0.25,
+        kl_weight=0.5,
+        eval_mode="probs",
+        seed=11,
+        name="bits",
+    )
+    config = layer.get_config()
+    assert json.loads(json.dumps(config)) == config
+    expected = {
+        "temperature": 0.7,
+        "hard": True,
+        "prior_probability": 0.25,
+        "kl_weight": 0.5,
+        "eval_mode": "probs",
+        "seed": 11,
+        "name": "bits",
+    }
+    assert {key: config[key] for key in expected} == expected
+    clone = BernoulliLatent.from_config(config)
+    assert clone.get_config() == config
+    restored = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(restored, BernoulliLatent)
+    assert restored.get_config() == config
+
+
+def test_config_keeps_the_initial_temperature_and_kl_weight():
+    layer = BernoulliLatent(temperature=2.0, kl_weight=0.5)
+    layer.build((None, 6))
+    layer.temperature.assign(0.5)
+    layer.kl_weight.assign(1.0)
+    config = layer.get_config()
+    assert (config["temperature"], config["kl_weight"]) == (2.0, 0.5)
+
+
+class Encoder(keras.Model):
+    """A subclassed model: a Dense layer then a latent layer."""
+
+    def __init__(self, latent, units, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(units)
+        self.latent = latent
+
+    def call(self, inputs, training=None):
+        return self.latent(self.dense(inputs), training=training)
+
+
+def build_model(kind, latent, input_size, units):
+    if kind == "sequential":
+        return keras.Sequential(
+            [keras.Input((input_size,)), keras.layers.Dense(units), latent]
+        )
+    if kind == "functional":
+        inputs = keras.Input((input_size,))
+        return keras.Model(inputs, latent(keras.layers.Dense(units)(inputs)))
+    model = Encoder(latent, units)
+    model(np.zeros((1, input_size), "float32"))
+    return model
+
+
+def dense_logits(model, x):
+    """The Dense layer's output, recomputed in NumPy from its weights."""
+    dense = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.Dense)
+    )
+    kernel, bias = dense.get_weights()
+    return x.astype(np.float64) @ kernel + bias
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+def test_works_in_sequential_functional_and_subclassed_models(kind, rng):
+    x = rng.normal(size=(5, 5)).astype("float32")
+    latent = BernoulliLatent(eval_mode="mode", kl_weight=0.5)
+    model = build_model(kind, latent, 5, 6)
+    logits = dense_logits(model, x)
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0), (logits > 0).astype(np.float64)
+    )
+    soft = to_numpy(model(x, training=True))
+    assert soft.shape == (5, 6)
+    assert np.all(soft > 0.0) and np.all(soft < 1.0)
+    expected = 0.5 * np.mean(np.sum(bernoulli_kl(logits, 0.5), axis=-1))
+    assert len(model.losses) == 1
+    np.testing.assert_allclose(
+        float(to_numpy(model.losses[0])), expected, rtol=1e-4
+    )
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("hard", [False, True])
+def test_mixed_precision_output_dtype_and_float32_kl(policy, hard, rng):
+    """Outputs in the compute dtype in training and every eval mode; the KL
+    loss in float32 and equal to the float64 KL of the half-precision
+    logits (not rounded to half precision on the way)."""
+    keras.config.set_dtype_policy(policy)
+    compute_dtype = keras.DTypePolicy(policy).compute_dtype
+    logits = (3.0 * rng.normal(size=(5, 6))).astype("float32")
+    rounded = to_numpy(ops.cast(ops.convert_to_tensor(logits), compute_dtype))
+    expected = np.mean(np.sum(bernoulli_kl(rounded, 0.3), axis=-1))
+    for eval_mode in ["mode", "sample", "probs"]:
+        layer = BernoulliLatent(
+            hard=hard, prior_probability=0.3, eval_mode=eval_mode, seed=12
+        )
+        for training in [True, False]:
+            outputs = layer(logits, training=training)
+            case = (eval_mode, training)
+            dtype = keras.backend.standardize_dtype(outputs.dtype)
+            assert dtype == compute_dtype, case
+            assert np.all(np.isfinite(to_numpy(outputs))), case
+            (loss,) = layer.losses
+            assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+            np.testing.assert_allclose(
+                float(to_numpy(loss)), expected, rtol=1e-5, err_msg=str(case)
+            )
+
+
+def received(name, value):
+    """The regex of the end of a Keras argument error."""
+    return re.escape(f"`{name}`") + ".*" + re.escape(f"{name}={value!r}")
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("prior_probability", 0.0),
+        ("prior_probability", 1.0),
+        ("prior_probability", -0.1),
+        ("prior_probability", float("nan")),
+        ("prior_probability", "0.5"),
+        ("eval_mode", "mode "),
+        ("eval_mode", "argmax"),
+        ("kl_weight", -1.0),
+        ("kl_weight", float("inf")),
+        ("temperature", 0.0),
+        ("temperature", -2.0),
+        ("temperature", float("nan")),
+        ("temperature", float("inf")),
+        ("hard", 1),
+        ("seed", -1),
+        ("seed", 1.5),
+    ],
+)
+def test_invalid_argument_raises(name, value):
+    with pytest.raises(ValueError, match=received(name, value)):
+        BernoulliLatent(**{name: value})

@@ -1,0 +1,586 @@
+"""Tests of the `CategoricalLatent` layer: shapes, eval modes, KL, config.
+
+The KL references are written here in NumPy (the analytic categorical KL)
+or taken from TensorFlow Probability's NumPy substrate (the Concrete
+density of `RelaxedOneHotCategorical`), never from keras-latent. Fit-based
+checks (KL logs, fresh noise in compiled steps, mixed-precision training)
+are in `tests/layers/test_training.py`.
+"""
+
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from tensorflow_probability.substrates import numpy as tfp
+
+from keras_latent.layers import CategoricalLatent
+from tests.ops.gradients import gradient
+
+NUM_VARIABLES = 3
+NUM_CATEGORIES = 4
+FLAT_SIZE = NUM_VARIABLES * NUM_CATEGORIES
+
+
+def to_numpy(x):
+    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
+
+
+def log_softmax(x):
+    x = np.asarray(x, dtype=np.float64)
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def one_hot_of_argmax(x):
+    return np.eye(x.shape[-1])[np.argmax(x, axis=-1)]
+
+
+def analytic_kl(logits, prior_log_probs):
+    """sum_k q_k (log q_k - log p_k), per variable."""
+    log_q = log_softmax(logits)
+    return np.sum(np.exp(log_q) * (log_q - prior_log_probs), axis=-1)
+
+
+def batch_mean_of_summed_kl(kl_per_variable):
+    """Sum over the variables (last axis), mean over every batch axis."""
+    return np.mean(np.sum(kl_per_variable, axis=-1))
+
+
+def assert_exact_one_hot(y):
+    assert set(np.unique(y)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(np.sum(y, axis=-1), 1.0)
+
+
+def kl_loss(layer):
+    """The one loss the layer added in its last call, as a float."""
+    assert len(layer.losses) == 1
+    return float(to_numpy(layer.losses[0]))
+
+
+# (input form, batch shape): the flat (..., N*K) and structured
+# (..., N, K) forms, with one and two batch axes.
+INPUT_CASES = [
+    ("flat", (5,)),
+    ("structured", (5,)),
+    ("flat", (2, 3)),
+    ("structured", (2, 3)),
+]
+INPUT_IDS = ["flat-rank2", "structured-rank3", "flat-rank3", "structured-rank4"]
+
+
+def input_shape(form, batch_shape):
+    if form == "flat":
+        return (*batch_shape, FLAT_SIZE)
+    return (*batch_shape, NUM_VARIABLES, NUM_CATEGORIES)
+
+
+def make_logits(rng, form, batch_shape):
+    """Logits in the given form, and the same logits as (..., N, K)."""
+    logits = rng.normal(size=input_shape(form, batch_shape)).astype("float32")
+    structured = logits.reshape(*batch_shape, NUM_VARIABLES, NUM_CATEGORIES)
+    return logits, structured
+
+
+@pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
+def test_symbolic_output_shape_and_compute_output_shape(form, batch_shape):
+    shape = input_shape(form, batch_shape)
+    expected = (None, *batch_shape[1:], NUM_VARIABLES, NUM_CATEGORIES)
+    layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES)
+    outputs = layer(keras.Input(shape=shape[1:]))
+    assert tuple(outputs.shape) == expected
+    assert layer.compute_output_shape((None, *shape[1:])) == expected
+
+
+@pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
+def test_training_output_is_a_soft_point_of_the_simplex(form, batch_shape, rng):
+    logits, _ = make_logits(rng, form, batch_shape)
+    layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES, seed=1)
+    outputs = to_numpy(layer(logits, training=True))
+    assert outputs.shape == (*batch_shape, NUM_VARIABLES, NUM_CATEGORIES)
+    assert np.all(outputs > 0.0) and np.all(outputs < 1.0)
+    np.testing.assert_allclose(np.sum(outputs, axis=-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
+def test_hard_training_output_is_exactly_one_hot(form, batch_shape, rng):
+    logits, _ = make_logits(rng, form, batch_shape)
+    layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES, hard=True, seed=2)
+    outputs = to_numpy(layer(logits, training=True))
+    assert outputs.shape == (*batch_shape, NUM_VARIABLES, NUM_CATEGORIES)
+    assert_exact_one_hot(outputs)
+
+
+@pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
+def test_mode_inference_is_the_one_hot_of_the_numpy_argmax(
+    form, batch_shape, rng
+):
+    logits, structured = make_logits(rng, form, batch_shape)
+    layer = CategoricalLatent(
+        NUM_VARIABLES, NUM_CATEGORIES, eval_mode="mode", seed=3
+    )
+    outputs = to_numpy(layer(logits, training=False))
+    np.testing.assert_array_equal(outputs, one_hot_of_argmax(structured))
+
+
+@pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
+def test_probs_inference_is_the_numpy_softmax(form, batch_shape, rng):
+    logits, structured = make_logits(rng, form, batch_shape)
+    layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES, eval_mode="probs")
+    outputs = to_numpy(layer(logits, training=False))
+    np.testing.assert_allclose(
+        outputs, np.exp(log_softmax(structured)), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
+def test_sample_inference_is_exactly_one_hot(form, batch_shape, rng):
+    logits, _ = make_logits(rng, form, batch_shape)
+    layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES, seed=4)
+    assert layer.eval_mode == "sample"
+    outputs = to_numpy(layer(logits, training=False))
+    assert outputs.shape == (*batch_shape, NUM_VARIABLES, NUM_CATEGORIES)
+    assert_exact_one_hot(outputs)
+
+
+def prior_cases(rng):
+    """Prior arguments and their log-probabilities of shape (N, K)."""
+    vector = rng.dirichlet(np.ones(NUM_CATEGORIES))
+    matrix = rng.dirichlet(np.ones(NUM_CATEGORIES), size=NUM_VARIABLES)
+    return {
+        "uniform": ("uniform", np.full(NUM_CATEGORIES, -np.log(4.0))),
+        "fixed-vector": (vector.tolist(), np.log(vector)),
+        "fixed-matrix": (matrix.tolist(), np.log(matrix)),
+    }
+
+
+@pytest.mark.parametrize(
+    "prior_name", ["uniform", "fixed-vector", "fixed-matrix", "learned"]
+)
+@pytest.mark.parametrize("batch_shape", [(5,), (2, 3)], ids=["rank2", "rank3"])
+def test_kl_loss_is_the_weighted_batch_mean_of_the_summed_analytic_kl(
+    prior_name, batch_shape, rng
+):
+    logits, structured = make_logits(rng, "flat", batch_shape)
+    if prior_name == "learned":
+        prior = "learned"
+        prior_logits = rng.normal(size=(NUM_VARIABLES, NUM_CATEGORIES))
+        prior_log_probs = log_softmax(prior_logits)
+    else:
+        prior, prior_log_probs = prior_cases(rng)[prior_name]
+    layer = CategoricalLatent(
+        NUM_VARIABLES, NUM_CATEGORIES, prior=prior, kl_weight=0.3, seed=5
+    )
+    layer.build(logits.shape)
+    if prior_name == "learned":
+        layer.prior_logits.assign(prior_logits.astype("float32"))
+    expected = 0.3 * batch_mean_of_summed_kl(
+        analytic_kl(structured, prior_log_probs)
+    )
+    assert expected > 0.1
+    for training in [True, False]:
+        layer(logits, training=training)
+        np.testing.assert_allclose(kl_loss(layer), expected, rtol=1e-5)
+
+
+def test_learned_prior_is_trainable_and_receives_the_kl_gradient(rng):
+    """d KL(q || softmax(eta)) / d eta = softmax(eta) - q for each variable,
+    so the gradient of the loss is kl_weight * mean_batch(p - q)."""
+    logits, structured = make_logits(rng, "structured", (5,))
+    layer = CategoricalLatent(
+        NUM_VARIABLES, NUM_CATEGORIES, prior="learned", kl_weight=0.5, seed=6
+    )
+    layer.build(logits.shape)
+    assert [weight.path for weight in layer.trainable_weights] == [
+        layer.prior_logits.path
+    ]
+    assert tuple(layer.prior_logits.shape) == (NUM_VARIABLES, NUM_CATEGORIES)
+    np.testing.assert_array_equal(to_numpy(layer.prior_logits), 0.0)
+    non_trainable = [
+        variable.value for variable in layer.non_trainable_variables
+    ]
+
+    def loss_of_prior_logits(prior_logits):
+        _, _, losses = layer.stateless_call(
+            [prior_logits],
+            non_trainable,
+            logits,
+            training=True,
+            return_losses=True,
+        )
+        return losses[0]
+
+    prior_logits = rng.normal(size=(NUM_VARIABLES, NUM_CATEGORIES))
+    result = gradient(loss_of_prior_logits, prior_logits.astype("float32"))
+    q = np.exp(log_softmax(structured))
+    p = np.exp(log_softmax(prior_logits))
+    expected = 0.5 * np.mean(p - q, axis=0)
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-6)
+
+
+def concrete_log_prob(sample, logits, temperature):
+    """log-density of RelaxedOneHotCategorical, float64, from TFP."""
+    distribution = tfp.distributions.RelaxedOneHotCategorical(
+        np.float64(temperature), logits=np.asarray(logits, np.float64)
+    )
+    return distribution.log_prob(np.asarray(sample, np.float64))
+
+
+@pytest.mark.parametrize("prior_name", ["uniform", "fixed-matrix", "learned"])
+def test_relaxed_kl_in_training_is_the_concrete_log_density_ratio(
+    prior_name, rng
+):
+    """KL = mean_batch sum_variables [log q(y) - log p(y)] at the layer's own
+    soft sample y, with q, p Concrete at the temperature the layer holds."""
+    logits, structured = make_logits(rng, "flat", (2, 3))
+    if prior_name == "learned":
+        prior = "learned"
+        prior_logits = rng.normal(size=(NUM_VARIABLES, NUM_CATEGORIES))
+    else:
+        prior, prior_log_probs = prior_cases(rng)[prior_name]
+        prior_logits = np.broadcast_to(
+            prior_log_probs, (NUM_VARIABLES, NUM_CATEGORIES)
+        )
+    layer = CategoricalLatent(
+        NUM_VARIABLES,
+        NUM_CATEGORIES,
+        temperature=1.0,
+        prior=prior,
+        kl="relaxed",
+        kl_weight=0.4,
+        seed=7,
+    )
+    layer.build(logits.shape)
+    if prior_name == "learned":
+        layer.prior_logits.assign(prior_logits.astype("float32"))
+    # An annealed value, set the way TemperatureAnnealing sets it.
+    layer.temperature.assign(0.6)
+    sample = to_numpy(layer(logits, training=True))
+    log_ratio = concrete_log_prob(sample, structured, 0.6) - concrete_log_prob(
+        sample, prior_logits, 0.6
+    )
+    expected = 0.4 * batch_mean_of_summed_kl(log_ratio)
+    np.testing.assert_allclose(kl_loss(layer), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_relaxed_kl_at_inference_is_the_analytic_kl(rng):
+    logits, structured = make_logits(rng, "structured", (5,))
+    _, prior_log_probs = prior_cases(rng)["fixed-matrix"]
+    layer = CategoricalLatent(
+        NUM_VARIABLES,
+        NUM_CATEGORIES,
+        prior=np.exp(prior_log_probs),
+        kl="relaxed",
+        kl_weight=2.0,
+        eval_mode="mode",
+    )
+    layer(logits, training=False)
+    expected = 2.0 * batch_mean_of_summed_kl(
+        analytic_kl(structured, prior_log_probs)
+    )
+    np.testing.assert_allclose(kl_loss(layer), expected, rtol=1e-5)
+
+
+def test_relaxed_kl_estimate_averages_to_the_kl_between_concretes():
+    """Over 20,000 draws the layer's estimate averages to E_q[log q - log p],
+    estimated independently from 20,000 TFP samples. Tolerance: 5 standard
+    errors of the difference (false-failure rate below 1e-6)."""
+    draws = 20000
+    temperature = 0.5
+    logits = np.array([[2.0, 0.0, -1.0, 0.5]])
+    prior = np.array([0.1, 0.2, 0.3, 0.4])
+    layer = CategoricalLatent(
+        1, 4, temperature=temperature, prior=prior, kl="relaxed", seed=8
+    )
+    layer(np.broadcast_to(logits, (draws, 4)).astype("float32"), training=True)
+    estimate = kl_loss(layer)
+
+    posterior = tfp.distributions.RelaxedOneHotCategorical(
+        np.float64(temperature), logits=logits[0]
+    )
+    samples = posterior.sample(draws, seed=9)
+    log_ratio = posterior.log_prob(samples) - concrete_log_prob(
+        samples, np.log(prior), temperature
+    )
+    reference = np.mean(log_ratio)
+    standard_error = np.std(log_ratio) * np.sqrt(2.0 / draws)
+    assert abs(estimate - reference) < 5 * standard_error, (
+        estimate,
+        reference,
+        standard_error,
+    )
+
+
+@pytest.mark.parametrize(
+    "prior",
+    ["uniform", "learned", [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]],
+    ids=["uniform", "learned", "fixed-matrix"],
+)
+def test_config_round_trip(prior):
+    layer = CategoricalLatent(
+        2,
+        3,
+        temperature=0.7,
+        hard=True,
+        prior=prior,
+        kl_weight=0.25,
+        kl="relaxed",
+        eval_mode="probs",
+        seed=11,
+        name="latent",
+    )
+    config = layer.get_config()
+    assert json.loads(json.dumps(config)) == config
+    expected = {
+        "num_variables": 2,
+        "num_categories": 3,
+        "temperature": 0.7,
+        "hard": True,
+        "prior": prior,
+        "kl_weight": 0.25,
+        "kl": "relaxed",
+        "eval_mode": "probs",
+        "seed": 11,
+        "name": "latent",
+    }
+    assert {key: config[key] for key in expected} == expected
+    clone = CategoricalLatent.from_config(config)
+    assert clone.get_config() == config
+    restored = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(restored, CategoricalLatent)
+    assert restored.get_config() == config
+
+
+def test_config_keeps_the_initial_temperature_and_kl_weight():
+    layer = CategoricalLatent(2, 3, temperature=2.0, kl_weight=0.5)
+    layer.build((None, 6))
+    layer.temperature.assign(0.5)
+    layer.kl_weight.assign(1.0)
+    config = layer.get_config()
+    assert (config["temperature"], config["kl_weight"]) == (2.0, 0.5)
+
+
+class Encoder(keras.Model):
+    """A subclassed model: a Dense layer then a latent layer."""
+
+    def __init__(self, latent, units, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(units)
+        self.latent = latent
+
+    def call(self, inputs, training=None):
+        return self.latent(self.dense(inputs), training=training)
+
+
+def build_model(kind, latent, input_size, units):
+    if kind == "sequential":
+        return keras.Sequential(
+            [keras.Input((input_size,)), keras.layers.Dense(units), latent]
+        )
+    if kind == "functional":
+        inputs = keras.Input((input_size,))
+        return keras.Model(inputs, latent(keras.layers.Dense(units)(inputs)))
+    model = Encoder(latent, units)
+    model(np.zeros((1, input_size), "float32"))
+    return model
+
+
+def dense_logits(model, x):
+    """The Dense layer's output, recomputed in NumPy from its weights."""
+    dense = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.Dense)
+    )
+    kernel, bias = dense.get_weights()
+    return x.astype(np.float64) @ kernel + bias
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+def test_works_in_sequential_functional_and_subclassed_models(kind, rng):
+    x = rng.normal(size=(5, 5)).astype("float32")
+    latent = CategoricalLatent(
+        NUM_VARIABLES, NUM_CATEGORIES, eval_mode="mode", kl_weight=0.5
+    )
+    model = build_model(kind, latent, 5, FLAT_SIZE)
+    logits = dense_logits(model, x).reshape(5, NUM_VARIABLES, NUM_CATEGORIES)
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0), one_hot_of_argmax(logits)
+    )
+    soft = to_numpy(model(x, training=True))
+    assert soft.shape == (5, NUM_VARIABLES, NUM_CATEGORIES)
+    np.testing.assert_allclose(np.sum(soft, axis=-1), 1.0, rtol=1e-5)
+    expected = 0.5 * batch_mean_of_summed_kl(
+        analytic_kl(logits, -np.log(NUM_CATEGORIES))
+    )
+    assert len(model.losses) == 1
+    np.testing.assert_allclose(
+        float(to_numpy(model.losses[0])), expected, rtol=1e-4
+    )
+
+
+def rounded_to(logits, dtype):
+    """The logits as the layer sees them under a policy: cast by the
+    backend to `dtype`, read back in float64."""
+    return to_numpy(ops.cast(ops.convert_to_tensor(logits), dtype))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("hard", [False, True])
+def test_mixed_precision_output_dtype_and_float32_kl(policy, hard, rng):
+    """Outputs in the compute dtype in training and every eval mode; the KL
+    loss in float32 and equal to the float64 KL of the half-precision
+    logits (not rounded to half precision on the way)."""
+    keras.config.set_dtype_policy(policy)
+    compute_dtype = keras.DTypePolicy(policy).compute_dtype
+    logits, _ = make_logits(rng, "flat", (5,))
+    logits = 3.0 * logits
+    rounded = rounded_to(logits, compute_dtype).reshape(
+        5, NUM_VARIABLES, NUM_CATEGORIES
+    )
+    expected = batch_mean_of_summed_kl(
+        analytic_kl(rounded, -np.log(NUM_CATEGORIES))
+    )
+    for eval_mode in ["mode", "sample", "probs"]:
+        for kl in ["categorical", "relaxed"]:
+            layer = CategoricalLatent(
+                NUM_VARIABLES,
+                NUM_CATEGORIES,
+                hard=hard,
+                kl=kl,
+                eval_mode=eval_mode,
+                seed=12,
+            )
+            for training in [True, False]:
+                outputs = layer(logits, training=training)
+                case = (eval_mode, kl, training)
+                dtype = keras.backend.standardize_dtype(outputs.dtype)
+                assert dtype == compute_dtype, case
+                assert np.all(np.isfinite(to_numpy(outputs))), case
+                (loss,) = layer.losses
+                assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+                assert np.isfinite(float(to_numpy(loss))), case
+                if kl == "categorical" or not training:
+                    np.testing.assert_allclose(
+                        float(to_numpy(loss)), expected, rtol=1e-5, err_msg=case
+                    )
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_relaxed_kl_is_the_float32_concrete_log_ratio(
+    policy, rng
+):
+    """Noise is drawn in float32 whatever the policy, so a float32 layer with
+    the same seed, fed the half-precision logits, draws the float32 sample
+    behind the mixed-precision output. The relaxed KL must be the Concrete
+    log ratio at that sample: a sample rounded to half precision underflows
+    at low temperature and biases the estimate."""
+    temperature = 0.3
+    logits, _ = make_logits(rng, "flat", (64,))
+    logits = 3.0 * logits
+    compute_dtype = keras.DTypePolicy(policy).compute_dtype
+    rounded = rounded_to(logits, compute_dtype).astype("float32")
+
+    def relaxed_layer():
+        return CategoricalLatent(
+            NUM_VARIABLES,
+            NUM_CATEGORIES,
+            temperature=temperature,
+            kl="relaxed",
+            seed=13,
+        )
+
+    sample = to_numpy(relaxed_layer()(rounded, training=True))
+    keras.config.set_dtype_policy(policy)
+    layer = relaxed_layer()
+    layer(logits, training=True)
+    structured = rounded.reshape(64, NUM_VARIABLES, NUM_CATEGORIES)
+    log_ratio = concrete_log_prob(
+        sample, structured, temperature
+    ) - concrete_log_prob(sample, np.zeros(NUM_CATEGORIES), temperature)
+    expected = batch_mean_of_summed_kl(log_ratio)
+    np.testing.assert_allclose(kl_loss(layer), expected, rtol=1e-4, atol=1e-4)
+
+
+def received(name, value):
+    """The regex of the end of a Keras argument error."""
+    return re.escape(f"`{name}`") + ".*" + re.escape(f"{name}={value!r}")
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "3", True, None])
+def test_invalid_num_variables_raises(value):
+    with pytest.raises(ValueError, match=received("num_variables", value)):
+        CategoricalLatent(value, 3)
+
+
+@pytest.mark.parametrize("value", [1, 0, 3.0, False])
+def test_invalid_num_categories_raises(value):
+    with pytest.raises(ValueError, match=received("num_categories", value)):
+        CategoricalLatent(2, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [-0.1, 0.6, 0.5],
+        [0.2, 0.2, 0.2],
+        [float("nan"), 0.5, 0.5],
+        [[0.5, 0.5, 0.0], [0.2, 0.2, 0.2]],
+    ],
+    ids=["negative", "sum-below-1", "nan", "row-sum-below-1"],
+)
+def test_invalid_prior_probabilities_raise(value):
+    with pytest.raises(ValueError, match=received("prior", value)):
+        CategoricalLatent(2, 3, prior=value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[0.5, 0.5], [[0.2, 0.3, 0.5]] * 3, [[[0.2, 0.3, 0.5]] * 2]],
+    ids=["short-vector", "too-many-rows", "rank3"],
+)
+def test_prior_of_the_wrong_shape_raises(value):
+    shape = np.shape(value)
+    with pytest.raises(
+        ValueError, match=r"`prior`.*" + re.escape(f"prior with shape {shape}")
+    ):
+        CategoricalLatent(2, 3, prior=value)
+
+
+@pytest.mark.parametrize("value", ["gaussian", "Uniform"])
+def test_unknown_prior_string_raises(value):
+    with pytest.raises(ValueError, match=received("prior", value)):
+        CategoricalLatent(2, 3, prior=value)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("eval_mode", "argmax"),
+        ("kl", "mc"),
+        ("kl_weight", -1.0),
+        ("kl_weight", float("nan")),
+        ("temperature", 0.0),
+        ("temperature", -0.5),
+        ("temperature", float("nan")),
+        ("temperature", float("inf")),
+        ("hard", "yes"),
+    ],
+)
+def test_invalid_keyword_argument_raises(name, value):
+    with pytest.raises(ValueError, match=received(name, value)):
+        CategoricalLatent(2, 3, **{name: value})
+
+
+@pytest.mark.parametrize("shape", [(4, 7), (4, 3, 3), (4, 2, 4)])
+def test_input_of_the_wrong_size_raises_at_build(shape):
+    layer = CategoricalLatent(2, 3)
+    with pytest.raises(
+        ValueError, match=r"`inputs`.*" + re.escape(f"inputs.shape={shape}")
+    ):
+        layer(np.zeros(shape, "float32"))
+    symbolic = (None, *shape[1:])
+    with pytest.raises(
+        ValueError, match=r"`inputs`.*" + re.escape(f"inputs.shape={symbolic}")
+    ):
+        CategoricalLatent(2, 3)(keras.Input(shape[1:]))
