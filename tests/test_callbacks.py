@@ -19,16 +19,13 @@ from keras_latent.callbacks import KLWarmup
 from keras_latent.callbacks import TemperatureAnnealing
 from keras_latent.layers import CategoricalLatent
 from keras_latent.layers import GumbelSoftmax
+from tests.arrays import to_numpy
 
 # Each training step draws BATCH_SIZE * NUM_VARIABLES binary relaxed samples.
 BATCH_SIZE = 256
 NUM_VARIABLES = 64
 # E|X| for a standard logistic X, the difference of two standard Gumbels.
 MEAN_ABS_LOGISTIC = 2.0 * math.log(2.0)
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 class EpochBatchLogs(keras.callbacks.Callback):

@@ -17,16 +17,16 @@ from scipy import special
 from scipy import stats
 
 from keras_latent.layers import BernoulliLatent
+from tests.arrays import to_numpy
+from tests.layers.model_kinds import MODEL_KINDS
+from tests.layers.model_kinds import build_model
+from tests.layers.model_kinds import dense_logits
 
 # The frequency test below rejects a correct layer with this probability.
 FALSE_FAILURE_RATE = 1e-3
 
 SHAPES = [(5, 6), (2, 3, 6)]
 SHAPE_IDS = ["rank2", "rank3"]
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def bernoulli_kl(logits, prior_probability):
@@ -175,41 +175,7 @@ def test_config_keeps_the_initial_temperature_and_kl_weight():
     assert (config["temperature"], config["kl_weight"]) == (2.0, 0.5)
 
 
-class Encoder(keras.Model):
-    """A subclassed model: a Dense layer then a latent layer."""
-
-    def __init__(self, latent, units, **kwargs):
-        super().__init__(**kwargs)
-        self.dense = keras.layers.Dense(units)
-        self.latent = latent
-
-    def call(self, inputs, training=None):
-        return self.latent(self.dense(inputs), training=training)
-
-
-def build_model(kind, latent, input_size, units):
-    if kind == "sequential":
-        return keras.Sequential(
-            [keras.Input((input_size,)), keras.layers.Dense(units), latent]
-        )
-    if kind == "functional":
-        inputs = keras.Input((input_size,))
-        return keras.Model(inputs, latent(keras.layers.Dense(units)(inputs)))
-    model = Encoder(latent, units)
-    model(np.zeros((1, input_size), "float32"))
-    return model
-
-
-def dense_logits(model, x):
-    """The Dense layer's output, recomputed in NumPy from its weights."""
-    dense = next(
-        layer for layer in model.layers if isinstance(layer, keras.layers.Dense)
-    )
-    kernel, bias = dense.get_weights()
-    return x.astype(np.float64) @ kernel + bias
-
-
-@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+@pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_works_in_sequential_functional_and_subclassed_models(kind, rng):
     x = rng.normal(size=(5, 5)).astype("float32")
     latent = BernoulliLatent(eval_mode="mode", kl_weight=0.5)

@@ -17,15 +17,15 @@ from keras import ops
 from tensorflow_probability.substrates import numpy as tfp
 
 from keras_latent.layers import CategoricalLatent
+from tests.arrays import to_numpy
+from tests.layers.model_kinds import MODEL_KINDS
+from tests.layers.model_kinds import build_model
+from tests.layers.model_kinds import dense_logits
 from tests.ops.gradients import gradient
 
 NUM_VARIABLES = 3
 NUM_CATEGORIES = 4
 FLAT_SIZE = NUM_VARIABLES * NUM_CATEGORIES
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def log_softmax(x):
@@ -362,41 +362,7 @@ def test_config_keeps_the_initial_temperature_and_kl_weight():
     assert (config["temperature"], config["kl_weight"]) == (2.0, 0.5)
 
 
-class Encoder(keras.Model):
-    """A subclassed model: a Dense layer then a latent layer."""
-
-    def __init__(self, latent, units, **kwargs):
-        super().__init__(**kwargs)
-        self.dense = keras.layers.Dense(units)
-        self.latent = latent
-
-    def call(self, inputs, training=None):
-        return self.latent(self.dense(inputs), training=training)
-
-
-def build_model(kind, latent, input_size, units):
-    if kind == "sequential":
-        return keras.Sequential(
-            [keras.Input((input_size,)), keras.layers.Dense(units), latent]
-        )
-    if kind == "functional":
-        inputs = keras.Input((input_size,))
-        return keras.Model(inputs, latent(keras.layers.Dense(units)(inputs)))
-    model = Encoder(latent, units)
-    model(np.zeros((1, input_size), "float32"))
-    return model
-
-
-def dense_logits(model, x):
-    """The Dense layer's output, recomputed in NumPy from its weights."""
-    dense = next(
-        layer for layer in model.layers if isinstance(layer, keras.layers.Dense)
-    )
-    kernel, bias = dense.get_weights()
-    return x.astype(np.float64) @ kernel + bias
-
-
-@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+@pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_works_in_sequential_functional_and_subclassed_models(kind, rng):
     x = rng.normal(size=(5, 5)).astype("float32")
     latent = CategoricalLatent(

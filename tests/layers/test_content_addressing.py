@@ -12,27 +12,12 @@ import pytest
 from keras import ops
 
 from keras_latent.layers import ContentAddressing
+from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
+from tests.ops.test_content_addressing_ops import cosine_reference
+from tests.ops.test_content_addressing_ops import softmax_reference
 
 NORMALIZERS = ["softmax", "sparsemax", "entmax15", "gumbel"]
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
-
-
-def cosine_reference(keys, memory):
-    """cos(k, M[i]) = k . M[i] / (|k| |M[i]|), broadcasting leading axes."""
-    keys = np.asarray(keys, np.float64)[..., None, :]
-    memory = np.asarray(memory, np.float64)
-    dots = np.sum(keys * memory, axis=-1)
-    norms = np.linalg.norm(keys, axis=-1) * np.linalg.norm(memory, axis=-1)
-    return dots / norms
-
-
-def softmax_reference(x):
-    shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    return shifted / np.sum(shifted, axis=-1, keepdims=True)
 
 
 def read_reference(weights, values):

@@ -12,17 +12,16 @@ import re
 import keras
 import numpy as np
 import pytest
-from keras import ops
 from scipy import stats
 
 from keras_latent.layers import GumbelSoftmax
+from tests.arrays import to_numpy
+from tests.layers.model_kinds import MODEL_KINDS
+from tests.layers.model_kinds import build_model
+from tests.layers.model_kinds import dense_logits
 
 # The chi-square test below rejects a correct layer with this probability.
 FALSE_FAILURE_RATE = 1e-3
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def softmax(x, axis=-1):
@@ -159,42 +158,7 @@ def test_config_keeps_the_initial_temperature_after_an_assignment():
     assert layer.get_config()["temperature"] == 2.0
 
 
-class Encoder(keras.Model):
-    """A subclassed model: a Dense layer then a latent layer."""
-
-    def __init__(self, latent, units, **kwargs):
-        super().__init__(**kwargs)
-        self.dense = keras.layers.Dense(units)
-        self.latent = latent
-
-    def call(self, inputs, training=None):
-        return self.latent(self.dense(inputs), training=training)
-
-
-def build_model(kind, latent, input_shape, units):
-    if kind == "sequential":
-        return keras.Sequential(
-            [keras.Input(input_shape), keras.layers.Dense(units), latent]
-        )
-    if kind == "functional":
-        inputs = keras.Input(input_shape)
-        dense = keras.layers.Dense(units)
-        return keras.Model(inputs, latent(dense(inputs)))
-    model = Encoder(latent, units)
-    model(np.zeros((1, *input_shape), "float32"))
-    return model
-
-
-def dense_logits(model, x):
-    """The Dense layer's output, recomputed in NumPy from its weights."""
-    dense = next(
-        layer for layer in model.layers if isinstance(layer, keras.layers.Dense)
-    )
-    kernel, bias = dense.get_weights()
-    return x.astype(np.float64) @ kernel + bias
-
-
-@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+@pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_works_in_sequential_functional_and_subclassed_models(kind, rng):
     x = rng.normal(size=(2, 3, 4)).astype("float32")
     model = build_model(

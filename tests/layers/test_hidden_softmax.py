@@ -12,11 +12,11 @@ import re
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from keras_latent.layers import GroupedSoftmax
 from keras_latent.layers import HiddenSoftmax
 from keras_latent.regularizers import Entropy
+from tests.arrays import to_numpy
 from tests.ops.test_grouped_normalize import grouped_reference
 
 NORMALIZERS = ("softmax", "sparsemax", "entmax15")
@@ -26,10 +26,6 @@ NORMALIZERS = ("softmax", "sparsemax", "entmax15")
 BATCH_SIZE = 6
 INPUT_DIM = 10
 UNITS = 48
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype("float64")
 
 
 def group_sums(p, groups):

@@ -11,19 +11,15 @@ that the file runs in seconds.
 import keras
 import numpy as np
 import pytest
-from keras import ops
 from scipy import special
 
 from keras_latent.layers import BernoulliLatent
 from keras_latent.layers import CategoricalLatent
 from keras_latent.layers import GumbelSoftmax
+from tests.arrays import to_numpy
 
 NUM_VARIABLES = 3
 NUM_CATEGORIES = 4
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def log_softmax(x):

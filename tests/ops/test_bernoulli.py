@@ -15,13 +15,10 @@ from scipy import stats
 
 from keras_latent.ops import bernoulli_kl
 from keras_latent.ops import relaxed_bernoulli
+from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
 
 FALSE_FAILURE_RATE = 1e-3
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def reference_kl(logits, prior_logits):

@@ -7,6 +7,7 @@ from keras import ops
 from scipy import special
 
 from keras_latent.ops import categorical_kl
+from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
 
 
@@ -15,10 +16,6 @@ def reference_kl(logits, prior_logits, axis=-1):
     q = special.softmax(np.asarray(logits, np.float64), axis=axis)
     p = special.softmax(np.asarray(prior_logits, np.float64), axis=axis)
     return special.rel_entr(q, p).sum(axis=axis)
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 SHAPES = [(5,), (4, 3), (2, 3, 5)]

@@ -14,14 +14,11 @@ from scipy import optimize
 from scipy import stats
 
 from keras_latent import ops as latent_ops
+from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
 
 # The chi-square test below rejects a correct sampler with this probability.
 FALSE_FAILURE_RATE = 1e-3
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def cosine_reference(keys, memory):

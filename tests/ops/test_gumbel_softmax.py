@@ -16,15 +16,12 @@ from scipy import stats
 
 from keras_latent.ops import gumbel_softmax
 from keras_latent.ops import one_hot_argmax
+from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
 
 # Each statistical test rejects with probability at most 1e-3 when the op is
 # correct; tests with several comparisons split it (Bonferroni).
 FALSE_FAILURE_RATE = 1e-3
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def argmax_counts(samples, axis):

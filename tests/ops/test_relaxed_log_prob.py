@@ -9,11 +9,8 @@ from keras import ops
 from scipy import integrate
 
 from keras_latent.ops import relaxed_one_hot_log_prob
+from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def simplex_points(rng, shape):

@@ -13,13 +13,10 @@ from scipy import stats
 
 from keras_latent.ops import gumbel_softmax
 from keras_latent.ops import sample_one_hot
+from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
 
 FALSE_FAILURE_RATE = 1e-3
-
-
-def to_numpy(x):
-    return ops.convert_to_numpy(ops.cast(x, "float32")).astype(np.float64)
 
 
 def assert_one_hot(samples, axis):
