@@ -1,7 +1,7 @@
 """Log-density of the Concrete (Gumbel-softmax) distribution."""
 
-import math
 
+import numpy as np
 from keras import ops
 
 from keras_latent import validation
@@ -24,7 +24,9 @@ def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
     log-sum-exp, never from `y ** -t`, which overflows float32 as soon as
     t * |log y| passes 88: the result stays finite at temperatures down to
     0.05 and beyond. Entries of `sample` below the smallest normal float32
-    (underflowed draws) are read as that value.
+    (underflowed draws) are read as that value. Categories masked with
+    `-inf` logits are left out: the result is the density of the Concrete
+    distribution over the other categories (K counts only those).
 
     Args:
         sample: float tensor on the simplex along `axis`.
@@ -61,14 +63,36 @@ def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
     temperature = ops.cast(temperature, "float32")
     log_sample = ops.log(ops.clip(sample, TINY, 1.0))
     log_probs = ops.log_softmax(logits, axis=axis)
-    log_normalizer = math.lgamma(num_categories) + (
-        num_categories - 1
-    ) * ops.log(temperature)
+    # Masked categories (logits of -inf) are left out: the density is that
+    # of the Concrete distribution over the remaining categories. Each
+    # `where` keeps the -inf of a masked term out of values and gradients.
+    support = ops.greater(logits, -np.inf)
+    support_size = ops.sum(ops.cast(support, "float32"), axis=axis)
     log_numerator = ops.sum(
-        log_probs - (temperature + 1.0) * log_sample, axis=axis
+        ops.where(support, log_probs - (temperature + 1.0) * log_sample, 0.0),
+        axis=axis,
     )
-    log_denominator = num_categories * ops.logsumexp(
-        log_probs - temperature * log_sample, axis=axis
+    log_denominator = support_size * ops.logsumexp(
+        ops.where(support, log_probs - temperature * log_sample, -np.inf),
+        axis=axis,
     )
+    log_normalizer = log_factorial(support_size - 1.0, num_categories) + (
+        support_size - 1.0
+    ) * ops.log(temperature)
     log_prob = log_normalizer + log_numerator - log_denominator
     return ops.cast(log_prob, dtype)
+
+
+def log_factorial(n, largest):
+    """log(n!) for a float tensor `n` of integers in [0, largest].
+
+    Keras has no `lgamma`; with the largest value known statically, the sum
+    of log(j) for 1 <= j <= n over that fixed range is exact; `n` is a count
+    and needs no gradient.
+    """
+    logs = np.log(np.arange(1, max(largest, 1) + 1, dtype="float32"))
+    counted = ops.less_equal(
+        np.arange(1, max(largest, 1) + 1, dtype="float32"),
+        ops.expand_dims(n, -1),
+    )
+    return ops.sum(ops.where(counted, logs, 0.0), axis=-1)

@@ -156,3 +156,31 @@ def test_invalid_temperature_raises_value_error(temperature):
             np.zeros((2, 3), "float32"),
             temperature,
         )
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+def test_masked_categories_are_left_out(temperature, rng):
+    """With category 1 masked (and 0 in the sample), the density is TFP's
+    Concrete density over the other categories, row by row; rows mask
+    different numbers of categories, so K differs between rows."""
+    logits = rng.normal(0.0, 2.0, size=(3, 5)).astype("float32")
+    sample = simplex_points(rng, (3, 5))
+    masked = np.zeros((3, 5), bool)
+    masked[0, 1] = True
+    masked[1, [1, 3]] = True
+    logits[masked] = -np.inf
+    sample[masked] = 0.0
+    sample /= sample.sum(axis=-1, keepdims=True)
+    expected = [
+        tfp_log_prob(
+            sample[row][~masked[row]], logits[row][~masked[row]], temperature
+        )
+        for row in range(3)
+    ]
+    result = relaxed_one_hot_log_prob(sample, logits, temperature)
+    np.testing.assert_allclose(to_numpy(result), expected, rtol=2e-5, atol=2e-4)
+    logits_gradient = gradient(
+        lambda x: relaxed_one_hot_log_prob(sample, x, temperature), logits
+    )
+    assert np.all(np.isfinite(logits_gradient))
+    np.testing.assert_array_equal(logits_gradient[masked], 0.0)
