@@ -54,7 +54,10 @@ class CategoricalLatent(LatentLayer):
 
     Call arguments:
         inputs: logits of shape `(..., num_variables * num_categories)` or
-            `(..., num_variables, num_categories)`.
+            `(..., num_variables, num_categories)`; an input of rank 3 or
+            more ending in `(num_variables, num_categories)` is read as the
+            second form (with `num_variables=1`, `(batch, 1, K)` is one
+            variable per example, not a batch of flat logits).
         training: whether to draw relaxed samples or to apply `eval_mode`.
 
     Returns:
