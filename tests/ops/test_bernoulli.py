@@ -153,23 +153,6 @@ def test_temperature_may_be_a_scalar_tensor(rng):
     np.testing.assert_allclose(from_tensor, from_float, rtol=1e-6)
 
 
-def test_same_integer_seed_gives_the_same_sample(rng):
-    logits = rng.normal(size=(500, 6)).astype("float32")
-    first = to_numpy(relaxed_bernoulli(logits, 0.5, seed=3))
-    second = to_numpy(relaxed_bernoulli(logits, 0.5, seed=3))
-    other = to_numpy(relaxed_bernoulli(logits, 0.5, seed=4))
-    assert np.array_equal(first, second)
-    assert not np.array_equal(first, other)
-
-
-def test_seed_generator_gives_new_samples_on_each_call(rng):
-    logits = rng.normal(size=(500, 6)).astype("float32")
-    seed_generator = keras.random.SeedGenerator(3)
-    first = to_numpy(relaxed_bernoulli(logits, 0.5, seed=seed_generator))
-    second = to_numpy(relaxed_bernoulli(logits, 0.5, seed=seed_generator))
-    assert not np.array_equal(first, second)
-
-
 @pytest.mark.parametrize(
     "temperature", [0.0, -2.0, 0, float("nan"), float("inf")]
 )

@@ -269,23 +269,6 @@ def test_integer_logits_give_float32_samples():
     np.testing.assert_allclose(to_numpy(sample).sum(axis=-1), 1.0, atol=1e-6)
 
 
-def test_same_integer_seed_gives_the_same_sample(rng):
-    logits = rng.normal(size=(500, 6)).astype("float32")
-    first = to_numpy(gumbel_softmax(logits, 0.5, seed=3))
-    second = to_numpy(gumbel_softmax(logits, 0.5, seed=3))
-    other = to_numpy(gumbel_softmax(logits, 0.5, seed=4))
-    assert np.array_equal(first, second)
-    assert not np.array_equal(first, other)
-
-
-def test_seed_generator_gives_new_samples_on_each_call(rng):
-    logits = rng.normal(size=(500, 6)).astype("float32")
-    seed_generator = keras.random.SeedGenerator(3)
-    first = to_numpy(gumbel_softmax(logits, 0.5, seed=seed_generator))
-    second = to_numpy(gumbel_softmax(logits, 0.5, seed=seed_generator))
-    assert not np.array_equal(first, second)
-
-
 @pytest.mark.parametrize(
     "temperature", [0.0, -1.0, 0, float("nan"), float("inf"), -float("inf")]
 )

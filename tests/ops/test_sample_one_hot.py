@@ -114,20 +114,3 @@ def test_carries_no_gradient(rng):
         lambda x: ops.multiply(sample_one_hot(x, seed=2), weights), logits
     )
     assert np.array_equal(result, np.zeros_like(logits))
-
-
-def test_same_integer_seed_gives_the_same_sample(rng):
-    logits = rng.normal(size=(500, 6)).astype("float32")
-    first = to_numpy(sample_one_hot(logits, seed=3))
-    second = to_numpy(sample_one_hot(logits, seed=3))
-    other = to_numpy(sample_one_hot(logits, seed=4))
-    assert np.array_equal(first, second)
-    assert not np.array_equal(first, other)
-
-
-def test_seed_generator_gives_new_samples_on_each_call(rng):
-    logits = rng.normal(size=(500, 6)).astype("float32")
-    seed_generator = keras.random.SeedGenerator(3)
-    first = to_numpy(sample_one_hot(logits, seed=seed_generator))
-    second = to_numpy(sample_one_hot(logits, seed=seed_generator))
-    assert not np.array_equal(first, second)
