@@ -17,6 +17,14 @@ def _invalid(name, expected, value):
     )
 
 
+def invalid_shape(name, expected, shape):
+    """The `ValueError` for a tensor argument `name` of the wrong shape."""
+    return ValueError(
+        f"Invalid value received for argument `{name}`. Expected {expected}. "
+        f"Received: {name}.shape={tuple(shape)}"
+    )
+
+
 def is_python_number(value):
     """Whether `value` is a plain (non-tensor) real number, bools excluded."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -58,6 +66,13 @@ def check_integer(name, value, minimum):
     if isinstance(value, bool) or not is_integer or value < minimum:
         raise _invalid(name, f"an integer >= {minimum}", value)
     return int(value)
+
+
+def check_seed(seed):
+    """Checks a layer seed: None or an integer >= 0. Returns it."""
+    if seed is None:
+        return None
+    return check_integer("seed", seed, minimum=0)
 
 
 def check_choice(name, value, choices):

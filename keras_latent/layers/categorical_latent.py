@@ -165,11 +165,11 @@ class CategoricalLatent(LatentLayer):
             return
         if len(input_shape) >= 1 and input_shape[-1] == flat_size:
             return
-        raise ValueError(
-            "Invalid value received for argument `inputs`. Expected logits "
-            f"with a last dimension of {flat_size} (num_variables * "
-            f"num_categories) or a shape ending in {structured}. Received: "
-            f"inputs.shape={tuple(input_shape)}"
+        raise validation.invalid_shape(
+            "inputs",
+            f"logits with a last dimension of {flat_size} (num_variables * "
+            f"num_categories) or a shape ending in {structured}",
+            input_shape,
         )
 
     def _prior_logits(self):

@@ -20,13 +20,6 @@ def inverse_softplus(value):
     return value + math.log(-math.expm1(-value))
 
 
-def invalid_shape(name, expected, shape):
-    return ValueError(
-        f"Invalid value received for argument `{name}`. Expected {expected}. "
-        f"Received: {name}.shape={tuple(shape)}"
-    )
-
-
 def check_shape(name, shape, expected):
     """Checks a shape against `expected`, where None matches any size."""
     compatible = len(shape) == len(expected) and all(
@@ -37,7 +30,7 @@ def check_shape(name, shape, expected):
         sizes = ", ".join(
             "?" if size is None else str(size) for size in expected
         )
-        raise invalid_shape(
+        raise validation.invalid_shape(
             name, f"a tensor of shape ({sizes}), ? being any size", shape
         )
 
@@ -198,10 +191,8 @@ class ContentAddressing(keras.layers.Layer):
         )
         self.memory_initializer = keras.initializers.get(memory_initializer)
         self.epsilon = validation.check_positive_float("epsilon", epsilon)
-        if seed is not None:
-            seed = validation.check_integer("seed", seed, minimum=0)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = validation.check_seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def check_inputs_given(self, memory_shape, key_strength_shape):
         """Checks that `memory` and `key_strength` match the configuration."""
@@ -212,7 +203,7 @@ class ContentAddressing(keras.layers.Layer):
                 "no trainable memory (num_slots=None). Received: memory=None"
             )
         if self.num_slots is not None and memory_shape is not None:
-            raise invalid_shape(
+            raise validation.invalid_shape(
                 "memory",
                 "None: the layer has a trainable memory "
                 f"(num_slots={self.num_slots}, slot_size={self.slot_size})",
@@ -229,7 +220,7 @@ class ContentAddressing(keras.layers.Layer):
             self.initial_key_strength is not None
             and key_strength_shape is not None
         ):
-            raise invalid_shape(
+            raise validation.invalid_shape(
                 "key_strength",
                 "None: the layer learns its key strength (key_strength="
                 f"{self.initial_key_strength}); construct it with "
@@ -247,7 +238,7 @@ class ContentAddressing(keras.layers.Layer):
         self.check_inputs_given(memory_shape, key_strength_shape)
         key_shape = tuple(key_shape)
         if len(key_shape) < 2:
-            raise invalid_shape(
+            raise validation.invalid_shape(
                 "key", "a tensor of shape (batch, ..., key_size)", key_shape
             )
         if memory_shape is None:
@@ -258,7 +249,7 @@ class ContentAddressing(keras.layers.Layer):
         if None not in (key_shape[-1], slot_size) and (
             key_shape[-1] != slot_size
         ):
-            raise invalid_shape(
+            raise validation.invalid_shape(
                 "key",
                 f"a last dimension equal to the slot size, {slot_size} "
                 "(`slot_size`, or the last dimension of `memory`)",

@@ -40,10 +40,8 @@ class RelaxedLayer(keras.layers.Layer):
         self.eval_mode = validation.check_choice(
             "eval_mode", eval_mode, self.eval_modes
         )
-        if seed is not None:
-            seed = validation.check_integer("seed", seed, minimum=0)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = validation.check_seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.supports_masking = False
 
     def add_scalar_state(self, name, value):

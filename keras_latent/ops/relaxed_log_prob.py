@@ -1,6 +1,5 @@
 """Log-density of the Concrete (Gumbel-softmax) distribution."""
 
-
 import numpy as np
 from keras import ops
 
