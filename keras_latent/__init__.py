@@ -5,4 +5,5 @@ from keras_latent import datasets
 from keras_latent import layers
 from keras_latent import ops
 from keras_latent import regularizers
+from keras_latent import schedules
 from keras_latent.version import __version__

@@ -109,3 +109,8 @@ def check_temperature(value, name="temperature"):
     if is_python_number(value):
         return check_positive_float(name, value)
     return value
+
+
+def invalid_value(name, expected, value):
+    """The `ValueError` for an argument `name` that is not what was expected."""
+    return _invalid(name, expected, value)

@@ -41,17 +41,19 @@ class BernoulliLatent(LatentLayer):
     At every call it adds `kl_weight * mean_batch(sum_units KL)` to the
     model's losses, in float32, where KL is the analytic
     KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior_probability)), and logs
-    the unweighted KL, in nats, as `<layer name>_kl`.
+    the unweighted KL, in nats, as `<layer name>_kl`. The temperature and
+    `kl_weight` are floats or schedules evaluated at the layer's step
+    counter (see `RelaxedLayer`).
 
     Args:
-        temperature: initial temperature, a finite float > 0 (the
-            non-trainable variable `layer.temperature`).
+        temperature: a float > 0, or a schedule of the training step
+            (see `keras_latent.schedules`) whose values are > 0.
         hard: whether training samples are exactly 0 or 1
             (straight-through).
         prior_probability: the prior probability of 1, strictly between 0
             and 1.
-        kl_weight: initial weight of the KL term, a finite float >= 0 (the
-            non-trainable variable `layer.kl_weight`).
+        kl_weight: the weight of the KL term, a float >= 0 or a schedule
+            of the training step.
         eval_mode: `"sample"`, `"mode"` or `"probs"`.
         seed: an integer or None, the seed of the layer's `SeedGenerator`.
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
@@ -102,7 +104,7 @@ class BernoulliLatent(LatentLayer):
         if training:
             outputs = latent_ops.relaxed_bernoulli(
                 inputs,
-                temperature=self.temperature,
+                temperature=self.current_temperature(),
                 hard=self.hard,
                 seed=self.seed_generator,
             )
@@ -115,6 +117,8 @@ class BernoulliLatent(LatentLayer):
             ops.cast(inputs, "float32"), self.prior_logit
         )
         self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1))
+        if training:
+            self._count_training_call()
         return outputs
 
     def compute_output_shape(self, input_shape):

@@ -27,7 +27,9 @@ class CategoricalLatent(LatentLayer):
 
     At every call the layer adds `kl_weight * mean_batch(sum_variables KL)`
     to the model's losses, in float32, and logs the unweighted KL, in nats,
-    as `<layer name>_kl`:
+    as `<layer name>_kl`. The temperature and `kl_weight` are floats or
+    schedules evaluated at the layer's step counter (see `RelaxedLayer`).
+    The KL is:
     - `kl="categorical"`: the analytic KL(q || prior) between the discrete
       posterior q = softmax(logits) and the prior.
     - `kl="relaxed"`: in training, the single-sample Monte Carlo estimate
@@ -38,15 +40,15 @@ class CategoricalLatent(LatentLayer):
     Args:
         num_variables: the number of latent variables, an integer >= 1.
         num_categories: the number of categories per variable, >= 2.
-        temperature: initial temperature, a finite float > 0 (the
-            non-trainable variable `layer.temperature`).
+        temperature: a float > 0, or a schedule of the training step
+            (see `keras_latent.schedules`) whose values are > 0.
         hard: whether training samples are one-hot (straight-through).
         prior: `"uniform"`, `"learned"` (trainable prior logits, one row per
             variable), or fixed probabilities: an array of shape
             `(num_categories,)` or `(num_variables, num_categories)`,
             non-negative, each row summing to 1.
-        kl_weight: initial weight of the KL term, a finite float >= 0 (the
-            non-trainable variable `layer.kl_weight`).
+        kl_weight: the weight of the KL term, a float >= 0 or a schedule
+            of the training step.
         kl: `"categorical"` or `"relaxed"`.
         eval_mode: `"sample"`, `"mode"` or `"probs"`.
         seed: an integer or None, the seed of the layer's `SeedGenerator`.
@@ -196,22 +198,25 @@ class CategoricalLatent(LatentLayer):
                 ops.cast(inputs, "float32"), prior_logits
             )
         self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1))
+        if training:
+            self._count_training_call()
         return outputs
 
     def _relaxed_sample_and_kl(self, logits, prior_logits):
         # The sample stays in float32 until the output: a half-precision
         # sample underflows to 0 where the Concrete density needs log(y).
         logits32 = ops.cast(logits, "float32")
+        temperature = self.current_temperature()
         soft = latent_ops.gumbel_softmax(
-            logits32, self.temperature, seed=self.seed_generator
+            logits32, temperature, seed=self.seed_generator
         )
         if self.kl == "relaxed":
             if prior_logits is None:
                 prior_logits = ops.zeros((self.num_categories,))
             kl = latent_ops.relaxed_one_hot_log_prob(
-                soft, logits32, self.temperature
+                soft, logits32, temperature
             ) - latent_ops.relaxed_one_hot_log_prob(
-                soft, prior_logits, self.temperature
+                soft, prior_logits, temperature
             )
         else:
             kl = latent_ops.categorical_kl(logits32, prior_logits)

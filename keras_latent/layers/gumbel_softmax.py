@@ -29,16 +29,17 @@ class GumbelSoftmax(RelaxedLayer):
 
     In training the layer returns `softmax((logits + g) / temperature)`
     along `axis`, `g` being fresh standard Gumbel noise at every call (see
-    `keras_latent.ops.gumbel_softmax`); with `hard=True`, the one-hot of
-    that sample's argmax with straight-through gradients. At inference the
+    `keras_latent.ops.gumbel_softmax`) and the temperature a float or a
+    schedule evaluated at the layer's step counter (see `RelaxedLayer`);
+    with `hard=True`, the one-hot of that sample's argmax with
+    straight-through gradients. At inference the
     output depends on `eval_mode`: `"mode"` (default) gives the one-hot of
     the argmax of the logits, `"sample"` an exact categorical one-hot
     sample, `"probs"` softmax(logits).
 
     Args:
-        temperature: initial temperature, a finite float > 0. Stored in the
-            non-trainable variable `layer.temperature`, which
-            `keras_latent.callbacks.TemperatureAnnealing` updates.
+        temperature: a float > 0, or a schedule of the training step
+            (see `keras_latent.schedules`) whose values are > 0.
         hard: whether to return one-hot samples in training, with
             straight-through gradients.
         axis: the category axis.
@@ -96,13 +97,15 @@ class GumbelSoftmax(RelaxedLayer):
 
     def call(self, inputs, training=None):
         if training:
-            return latent_ops.gumbel_softmax(
+            outputs = latent_ops.gumbel_softmax(
                 inputs,
-                temperature=self.temperature,
+                temperature=self.current_temperature(),
                 hard=self.hard,
                 axis=self.axis,
                 seed=self.seed_generator,
             )
+            self._count_training_call()
+            return outputs
         return categorical_inference(
             inputs, self.eval_mode, self.axis, self.seed_generator
         )

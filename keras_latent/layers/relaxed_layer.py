@@ -2,19 +2,39 @@
 
 import keras
 
+from keras_latent import schedules
 from keras_latent import validation
+
+FIXED_AT_CONSTRUCTION = (
+    "`{name}` is set at construction: a train step that is already compiled "
+    "would not see a new value. To change it during training, pass a "
+    "schedule from `keras_latent.schedules`, or use the callbacks of "
+    "`keras_latent.callbacks`."
+)
 
 
 class RelaxedLayer(keras.layers.Layer):
-    """Base class: a temperature variable, a seed generator and an eval mode.
+    """Base class: a scheduled temperature, a step counter, a seed generator.
 
-    The temperature is a scalar, non-trainable float32 variable created in
-    `build()`, so that `keras_latent.callbacks.TemperatureAnnealing` can
-    change it inside compiled train steps and a saved model keeps the
-    annealed value. The config keeps the initial value.
+    `layer.temperature` is the configured temperature: a float, or a
+    schedule of the step (see `keras_latent.schedules`). The layer
+    evaluates it inside the train step at its step counter
+    `layer.iterations`, a non-trainable integer variable saved with the
+    model: the number of training calls the layer has made. Each training
+    call uses the value at the counter, then advances the counter by one;
+    inference (`training=False`: `predict`, `evaluate`) neither advances it
+    nor uses the temperature. A layer called once per train step thus
+    follows its schedule in optimizer steps, also with
+    `steps_per_execution > 1`, under `jit` and `tf.function`, and resumes
+    it after a `.keras` reload. A layer called k times in one train step
+    (shared between several inputs) advances k steps per train step, each
+    call using its own step: express its schedule in calls.
+
+    `layer.current_temperature()` returns the value in force, the one that
+    the next training call uses.
 
     Args:
-        temperature: initial temperature, a finite float > 0.
+        temperature: a float > 0 or a schedule whose values are > 0.
         hard: whether training samples are one-hot (straight-through).
         eval_mode: what the layer returns at inference; one of
             `eval_modes`.
@@ -23,18 +43,21 @@ class RelaxedLayer(keras.layers.Layer):
     """
 
     eval_modes = ("mode", "sample", "probs")
+    # The arguments that take a float or a schedule; whether their values
+    # must be > 0.
+    scheduled_arguments = {"temperature": True}
 
     def __init__(
         self,
-        temperature: float = 1.0,
+        temperature=1.0,
         hard: bool = False,
         eval_mode: str = "mode",
         seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.initial_temperature = validation.check_positive_float(
-            "temperature", temperature
+        self._temperature = schedules.check_value_or_schedule(
+            "temperature", temperature, positive=True
         )
         self.hard = validation.check_bool("hard", hard)
         self.eval_mode = validation.check_choice(
@@ -43,6 +66,15 @@ class RelaxedLayer(keras.layers.Layer):
         self.seed = validation.check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.supports_masking = False
+
+    @property
+    def temperature(self):
+        """The configured temperature: a float or a schedule."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value):
+        raise AttributeError(FIXED_AT_CONSTRUCTION.format(name="temperature"))
 
     def add_scalar_state(self, name, value):
         """Adds a non-trainable float32 scalar that is never autocast."""
@@ -56,14 +88,56 @@ class RelaxedLayer(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        self.temperature = self.add_scalar_state(
-            "temperature", self.initial_temperature
+        # Each replica counts its own calls, all alike: the first one's
+        # count is the count, as for `optimizer.iterations`.
+        self.iterations = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            name="iterations",
+            dtype="int",
+            aggregation="only_first_replica",
         )
+
+    def current_step(self):
+        """The step at which the next training call evaluates schedules."""
+        return self.iterations if self.built else 0
+
+    def current_temperature(self):
+        """The temperature in force, a float32 scalar tensor.
+
+        It is the temperature of the next training call: the schedule at
+        `layer.iterations`, or the configured float.
+        """
+        return schedules.value_at(self._temperature, self.current_step())
+
+    def _count_training_call(self):
+        """Advances the step counter; called once at the end of a training
+        call, after every scheduled value of the call was read."""
+        self.iterations.assign_add(1)
+
+    def _set_schedule(self, name, value):
+        """Replaces the configured `temperature` or `kl_weight`.
+
+        For `keras_latent.callbacks`, which rebuild the model's train
+        function afterwards.
+        """
+        positive = self.scheduled_arguments[name]
+        value = schedules.check_value_or_schedule(name, value, positive)
+        setattr(self, f"_{name}", value)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in cls.scheduled_arguments:
+            if name in config:
+                config[name] = schedules.deserialize(config[name])
+        return cls(**config)
 
     def get_config(self):
         return {
             **super().get_config(),
-            "temperature": self.initial_temperature,
+            "temperature": schedules.serialize(self._temperature),
             "hard": self.hard,
             "eval_mode": self.eval_mode,
             "seed": self.seed,

@@ -16,6 +16,7 @@ from keras import ops
 from scipy import special
 from scipy import stats
 
+from keras_latent import schedules
 from keras_latent.layers import BernoulliLatent
 from tests.arrays import to_numpy
 from tests.layers.model_kinds import MODEL_KINDS
@@ -166,13 +167,14 @@ def test_config_round_trip():
     assert restored.get_config() == config
 
 
-def test_config_keeps_the_initial_temperature_and_kl_weight():
-    layer = BernoulliLatent(temperature=2.0, kl_weight=0.5)
-    layer.build((None, 6))
-    layer.temperature.assign(0.5)
-    layer.kl_weight.assign(1.0)
+def test_config_keeps_the_configured_schedule_not_the_value_in_force():
+    schedule = schedules.LinearWarmup(10, end=2.0)
+    layer = BernoulliLatent(temperature=2.0, kl_weight=schedule)
+    for _ in range(3):
+        layer(np.zeros((1, 6), "float32"), training=True)
     config = layer.get_config()
-    assert (config["temperature"], config["kl_weight"]) == (2.0, 0.5)
+    assert config["temperature"] == 2.0
+    assert config["kl_weight"] == keras.saving.serialize_keras_object(schedule)
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)

@@ -16,6 +16,7 @@ import pytest
 from keras import ops
 from tensorflow_probability.substrates import numpy as tfp
 
+from keras_latent import schedules
 from keras_latent.layers import CategoricalLatent
 from tests.arrays import to_numpy
 from tests.layers.model_kinds import MODEL_KINDS
@@ -233,7 +234,7 @@ def test_relaxed_kl_in_training_is_the_concrete_log_density_ratio(
     prior_name, rng
 ):
     """KL = mean_batch sum_variables [log q(y) - log p(y)] at the layer's own
-    soft sample y, with q, p Concrete at the temperature the layer holds."""
+    soft sample y, with q, p Concrete at the temperature in force."""
     logits, structured = make_logits(rng, "flat", (2, 3))
     if prior_name == "learned":
         prior = "learned"
@@ -246,7 +247,7 @@ def test_relaxed_kl_in_training_is_the_concrete_log_density_ratio(
     layer = CategoricalLatent(
         NUM_VARIABLES,
         NUM_CATEGORIES,
-        temperature=1.0,
+        temperature=schedules.PiecewiseConstant([1], [1.0, 0.6]),
         prior=prior,
         kl="relaxed",
         kl_weight=0.4,
@@ -255,8 +256,8 @@ def test_relaxed_kl_in_training_is_the_concrete_log_density_ratio(
     layer.build(logits.shape)
     if prior_name == "learned":
         layer.prior_logits.assign(prior_logits.astype("float32"))
-    # An annealed value, set the way TemperatureAnnealing sets it.
-    layer.temperature.assign(0.6)
+    # The layer at step 1 of its schedule, as after one training step.
+    layer.iterations.assign(1)
     sample = to_numpy(layer(logits, training=True))
     log_ratio = concrete_log_prob(sample, structured, 0.6) - concrete_log_prob(
         sample, prior_logits, 0.6
@@ -353,13 +354,16 @@ def test_config_round_trip(prior):
     assert restored.get_config() == config
 
 
-def test_config_keeps_the_initial_temperature_and_kl_weight():
-    layer = CategoricalLatent(2, 3, temperature=2.0, kl_weight=0.5)
-    layer.build((None, 6))
-    layer.temperature.assign(0.5)
-    layer.kl_weight.assign(1.0)
+def test_config_keeps_the_configured_schedule_not_the_value_in_force():
+    schedule = schedules.ExponentialDecay(2.0, 0.5, rate=0.5)
+    layer = CategoricalLatent(2, 3, temperature=schedule, kl_weight=0.5)
+    for _ in range(3):
+        layer(np.zeros((1, 6), "float32"), training=True)
     config = layer.get_config()
-    assert (config["temperature"], config["kl_weight"]) == (2.0, 0.5)
+    assert config["temperature"] == keras.saving.serialize_keras_object(
+        schedule
+    )
+    assert config["kl_weight"] == 0.5
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from keras_latent import schedules
 from keras_latent.layers import GumbelSoftmax
 from tests.arrays import to_numpy
 from tests.layers.model_kinds import MODEL_KINDS
@@ -151,11 +152,14 @@ def test_config_round_trip():
     assert restored.get_config() == config
 
 
-def test_config_keeps_the_initial_temperature_after_an_assignment():
-    layer = GumbelSoftmax(temperature=2.0)
-    layer.build((None, 4))
-    layer.temperature.assign(0.5)
-    assert layer.get_config()["temperature"] == 2.0
+def test_config_keeps_the_configured_schedule_not_the_value_in_force():
+    schedule = schedules.PiecewiseConstant([1], [2.0, 0.5])
+    layer = GumbelSoftmax(temperature=schedule)
+    for _ in range(3):
+        layer(np.zeros((1, 4), "float32"), training=True)
+    assert layer.get_config()["temperature"] == (
+        keras.saving.serialize_keras_object(schedule)
+    )
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)

@@ -1,7 +1,7 @@
 """`.keras` save and reload, in a fresh Python process with safe_mode=True.
 
-One model holds the three layers. Before saving, the temperatures and KL
-weights are changed (as `TemperatureAnnealing` and `KLWarmup` change them)
+One model holds the three layers, with temperature and KL-weight schedules.
+Before saving, their step counters are advanced (as training advances them)
 and the learned prior is set to random values. A subprocess with the same
 `KERAS_BACKEND` imports only `keras` and `keras_latent`, loads the file,
 and writes its predictions and state to a `.npz` file that the tests
@@ -19,14 +19,31 @@ import numpy as np
 import pytest
 from keras import ops
 
+import keras_latent
+from keras_latent import schedules
 from keras_latent.layers import BernoulliLatent
 from keras_latent.layers import CategoricalLatent
 from keras_latent.layers import GumbelSoftmax
 
-INITIAL_TEMPERATURES = {"gumbel": 1.0, "categorical": 2.0, "bernoulli": 1.5}
-ANNEALED_TEMPERATURES = {"gumbel": 0.37, "categorical": 0.42, "bernoulli": 0.55}
-INITIAL_KL_WEIGHTS = {"categorical": 1.0, "bernoulli": 0.5}
-WARMED_UP_KL_WEIGHTS = {"categorical": 0.125, "bernoulli": 0.25}
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(keras_latent.__file__))
+TEMPERATURES = {
+    "gumbel": schedules.ExponentialDecay(1.0, 0.3, rate=0.1),
+    "categorical": schedules.CosineDecay(20, initial=2.0, minimum=0.4),
+    "bernoulli": 1.5,
+}
+KL_WEIGHTS = {
+    "categorical": schedules.LinearWarmup(16, end=1.0),
+    "bernoulli": schedules.PiecewiseConstant([3, 9], [0.0, 0.5, 0.25]),
+}
+STEPS = {"gumbel": 11, "categorical": 5, "bernoulli": 7}
+
+
+def in_force(value, step):
+    """A float, or a schedule's value at `step`, as NumPy."""
+    if isinstance(value, float):
+        return np.float32(value)
+    return ops.convert_to_numpy(value(step))
+
 
 LOAD_SCRIPT = textwrap.dedent(
     """
@@ -48,13 +65,16 @@ LOAD_SCRIPT = textwrap.dedent(
     for name in ["gumbel", "categorical", "bernoulli"]:
         layer = model.get_layer(name)
         result[name + "/type"] = type(layer).__name__
+        result[name + "/iterations"] = keras.ops.convert_to_numpy(
+            layer.iterations
+        )
         result[name + "/temperature"] = keras.ops.convert_to_numpy(
-            layer.temperature
+            layer.current_temperature()
         )
         result[name + "/config"] = json.dumps(layer.get_config())
         if name != "gumbel":
             result[name + "/kl_weight"] = keras.ops.convert_to_numpy(
-                layer.kl_weight
+                layer.current_kl_weight()
             )
     result["categorical/prior_logits"] = keras.ops.convert_to_numpy(
         model.get_layer("categorical").prior_logits
@@ -72,7 +92,7 @@ def three_latent_model():
     inputs = keras.Input((5,))
     hidden = keras.layers.Dense(12)(inputs)
     gumbel = GumbelSoftmax(
-        temperature=INITIAL_TEMPERATURES["gumbel"],
+        temperature=TEMPERATURES["gumbel"],
         eval_mode="mode",
         seed=1,
         name="gumbel",
@@ -80,17 +100,17 @@ def three_latent_model():
     categorical = CategoricalLatent(
         3,
         4,
-        temperature=INITIAL_TEMPERATURES["categorical"],
+        temperature=TEMPERATURES["categorical"],
         prior="learned",
-        kl_weight=INITIAL_KL_WEIGHTS["categorical"],
+        kl_weight=KL_WEIGHTS["categorical"],
         eval_mode="mode",
         seed=2,
         name="categorical",
     )
     bernoulli = BernoulliLatent(
-        temperature=INITIAL_TEMPERATURES["bernoulli"],
+        temperature=TEMPERATURES["bernoulli"],
         prior_probability=0.3,
-        kl_weight=INITIAL_KL_WEIGHTS["bernoulli"],
+        kl_weight=KL_WEIGHTS["bernoulli"],
         eval_mode="mode",
         seed=3,
         name="bernoulli",
@@ -112,10 +132,8 @@ def saved(tmp_path_factory):
     directory = tmp_path_factory.mktemp("saving")
     rng = np.random.default_rng(7)
     model = three_latent_model()
-    for name, value in ANNEALED_TEMPERATURES.items():
-        model.get_layer(name).temperature.assign(value)
-    for name, value in WARMED_UP_KL_WEIGHTS.items():
-        model.get_layer(name).kl_weight.assign(value)
+    for name, steps in STEPS.items():
+        model.get_layer(name).iterations.assign(steps)
     prior_logits = rng.normal(size=(3, 4)).astype("float32")
     model.get_layer("categorical").prior_logits.assign(prior_logits)
     x = rng.normal(size=(10, 5)).astype("float32")
@@ -127,7 +145,16 @@ def saved(tmp_path_factory):
     model.save(model_path)
     np.save(inputs_path, x)
     script_path.write_text(LOAD_SCRIPT)
-    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    # The fresh process imports the keras_latent under test, not another
+    # installed copy.
+    search_path = os.pathsep.join(
+        [REPOSITORY_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    environment = {
+        **os.environ,
+        "KERAS_BACKEND": keras.backend.backend(),
+        "PYTHONPATH": search_path,
+    }
     process = subprocess.run(
         [sys.executable, script_path, model_path, inputs_path, result_path],
         env=environment,
@@ -156,24 +183,26 @@ def test_reloaded_layers_have_their_types(saved):
     assert str(reloaded["bernoulli/type"]) == "BernoulliLatent"
 
 
-@pytest.mark.parametrize("name", sorted(ANNEALED_TEMPERATURES))
-def test_reloaded_layer_keeps_the_annealed_temperature(name, saved):
+@pytest.mark.parametrize("name", sorted(TEMPERATURES))
+def test_reloaded_layer_resumes_its_temperature_schedule(name, saved):
     reloaded = saved["reloaded"]
-    np.testing.assert_allclose(
-        reloaded[f"{name}/temperature"], ANNEALED_TEMPERATURES[name], rtol=1e-6
+    assert reloaded[f"{name}/iterations"] == STEPS[name]
+    np.testing.assert_array_equal(
+        reloaded[f"{name}/temperature"],
+        in_force(TEMPERATURES[name], STEPS[name]),
     )
     config = json.loads(str(reloaded[f"{name}/config"]))
-    assert config["temperature"] == INITIAL_TEMPERATURES[name]
+    assert config["temperature"] == schedules.serialize(TEMPERATURES[name])
 
 
-@pytest.mark.parametrize("name", sorted(WARMED_UP_KL_WEIGHTS))
-def test_reloaded_layer_keeps_the_warmed_up_kl_weight(name, saved):
+@pytest.mark.parametrize("name", sorted(KL_WEIGHTS))
+def test_reloaded_layer_resumes_its_kl_weight_schedule(name, saved):
     reloaded = saved["reloaded"]
-    np.testing.assert_allclose(
-        reloaded[f"{name}/kl_weight"], WARMED_UP_KL_WEIGHTS[name], rtol=1e-6
+    np.testing.assert_array_equal(
+        reloaded[f"{name}/kl_weight"], in_force(KL_WEIGHTS[name], STEPS[name])
     )
     config = json.loads(str(reloaded[f"{name}/config"]))
-    assert config["kl_weight"] == INITIAL_KL_WEIGHTS[name]
+    assert config["kl_weight"] == schedules.serialize(KL_WEIGHTS[name])
 
 
 def test_reloaded_model_keeps_the_learned_prior_and_its_kl(saved):
