@@ -47,16 +47,19 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPOSITORY_ROOT not in sys.path:
-    sys.path.insert(0, REPOSITORY_ROOT)
+# The data loader is the examples' own module, beside them in examples/.
+EXAMPLES_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"
+)
+if EXAMPLES_DIR not in sys.path:
+    sys.path.insert(0, EXAMPLES_DIR)
 
-# keras_latent imports Keras; with its torch backend that loads nothing that
+# image_datasets imports Keras; with its torch backend that loads nothing that
 # this script has not loaded already (the TensorFlow default would load
 # TensorFlow and its threads next to the benchmark).
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-from keras_latent import datasets  # noqa: E402
+import image_datasets  # noqa: E402
 
 BATCH_SIZE = 100
 LEARNING_RATE = 1e-3
@@ -98,7 +101,7 @@ def positive_int(text):
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--dataset", choices=datasets.DATASET_NAMES, default="digits"
+        "--dataset", choices=image_datasets.DATASET_NAMES, default="digits"
     )
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument(
@@ -235,7 +238,7 @@ def main():
     torch.set_num_threads(arguments.threads)
     torch.manual_seed(arguments.seed)
     generator = torch.Generator().manual_seed(arguments.seed)
-    (x_train, _), (x_test, _) = datasets.load_images(
+    (x_train, _), (x_test, _) = image_datasets.load_images(
         arguments.dataset, binarize=True
     )
     x_train = torch.from_numpy(x_train)

@@ -28,11 +28,11 @@ import os
 import sys
 import time
 
+import image_datasets
 import keras
 import numpy as np
 
 import keras_latent
-from keras_latent import datasets
 
 """
 ## The model
@@ -195,7 +195,7 @@ def parse_latent(text):
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument(
-        "--dataset", default="digits", choices=datasets.DATASET_NAMES
+        "--dataset", default="digits", choices=image_datasets.DATASET_NAMES
     )
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--latent", type=parse_latent, default=(30, 10))
@@ -210,8 +210,8 @@ def parse_arguments(argv):
 def main(argv=None):
     args = parse_arguments(argv)
     try:
-        (x_train, _), (x_test, _) = datasets.load_images(args.dataset)
-    except datasets.DatasetUnavailableError as error:
+        (x_train, _), (x_test, _) = image_datasets.load_images(args.dataset)
+    except image_datasets.DatasetUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     os.makedirs(args.output_dir, exist_ok=True)

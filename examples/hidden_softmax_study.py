@@ -53,11 +53,11 @@ import os
 import sys
 import time
 
+import image_datasets
 import keras
 import numpy as np
 
 import keras_latent
-from keras_latent import datasets
 
 """
 ## The variants
@@ -733,7 +733,7 @@ def plot_learning_curves(path, summaries, dataset):
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument(
-        "--dataset", default="digits", choices=datasets.DATASET_NAMES
+        "--dataset", default="digits", choices=image_datasets.DATASET_NAMES
     )
     parser.add_argument(
         "--variants",
@@ -773,8 +773,8 @@ def parse_arguments(argv):
 def main(argv=None):
     args = parse_arguments(argv)
     try:
-        data = datasets.load_images(args.dataset, binarize=False)
-    except datasets.DatasetUnavailableError as error:
+        data = image_datasets.load_images(args.dataset, binarize=False)
+    except image_datasets.DatasetUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     os.makedirs(args.output_dir, exist_ok=True)

@@ -1,22 +1,15 @@
 """The example scripts run end to end on the embedded default data."""
 
-import importlib.util
 import json
-import pathlib
 
 import keras
 import pytest
 
-EXAMPLES_DIR = pathlib.Path(__file__).resolve().parents[1] / "examples"
+from tests import example_modules
 
 
 def load_example(name):
-    spec = importlib.util.spec_from_file_location(
-        name, EXAMPLES_DIR / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return example_modules.load(name)
 
 
 def test_categorical_vae_runs_one_epoch_and_writes_its_files(tmp_path):
@@ -50,8 +43,8 @@ def test_categorical_vae_reports_a_missing_dataset(monkeypatch, capsys):
     example = load_example("categorical_vae")
 
     def unavailable(name, **kwargs):
-        raise example.datasets.DatasetUnavailableError("install it")
+        raise example.image_datasets.DatasetUnavailableError("install it")
 
-    monkeypatch.setattr(example.datasets, "load_images", unavailable)
+    monkeypatch.setattr(example.image_datasets, "load_images", unavailable)
     assert example.main(["--dataset", "mnist"]) == 2
     assert "error: install it" in capsys.readouterr().err

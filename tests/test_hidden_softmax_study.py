@@ -1,25 +1,18 @@
 """The hidden-softmax study runs end to end and judges its claims by rule."""
 
-import importlib.util
 import json
 import math
-import pathlib
 import re
 
 import keras
 import numpy as np
 import pytest
 
-EXAMPLES_DIR = pathlib.Path(__file__).resolve().parents[1] / "examples"
+from tests import example_modules
 
 
 def load_study():
-    spec = importlib.util.spec_from_file_location(
-        "hidden_softmax_study", EXAMPLES_DIR / "hidden_softmax_study.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return example_modules.load("hidden_softmax_study")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +88,7 @@ def test_a_tiny_study_writes_a_row_per_variant_with_valid_numbers(
 def test_the_same_seed_gives_the_same_run(study, tiny_study_dir):
     results = json.loads((tiny_study_dir / "results.json").read_text())
     (recorded,) = results["variants"]["softmax"]["runs"]
-    data = study.datasets.load_images("digits", binarize=False)
+    data = study.image_datasets.load_images("digits", binarize=False)
     arguments = study.parse_arguments(["--epochs", "1"])
     rerun = study.train_one("softmax", 0, data, arguments)
     for quantity in (
@@ -114,9 +107,9 @@ def test_an_unknown_variant_is_rejected(study, capsys):
 
 def test_a_missing_dataset_is_reported(study, monkeypatch, capsys):
     def unavailable(name, **kwargs):
-        raise study.datasets.DatasetUnavailableError("install it")
+        raise study.image_datasets.DatasetUnavailableError("install it")
 
-    monkeypatch.setattr(study.datasets, "load_images", unavailable)
+    monkeypatch.setattr(study.image_datasets, "load_images", unavailable)
     assert study.main(["--dataset", "fashion_mnist"]) == 2
     assert "error: install it" in capsys.readouterr().err
 
