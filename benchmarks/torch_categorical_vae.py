@@ -8,7 +8,9 @@ that the two can be compared on the same data for the same number of epochs:
 - latent sample: Gumbel-softmax, softmax((logits + gumbel_noise) /
   temperature), relaxed by default, straight-through with `--hard` (the
   one-hot argmax forward, the relaxed gradient backward);
-- temperature: max(0.5, 1.0 * exp(-3e-5 * step)), updated every 1000 steps;
+- temperature: max(0.5, 1.0 * exp(-rate * step)), with the rate and the
+  update interval of the Keras example (`temperature_annealing` in
+  examples/categorical_vae.py): 20 updates, the floor at half the run;
 - decoder: latent -> 256 -> 512 (ReLU) -> pixel logits, a Bernoulli
   likelihood on binarized images (binary cross-entropy with logits, summed
   over pixels);
@@ -59,14 +61,13 @@ if EXAMPLES_DIR not in sys.path:
 # TensorFlow and its threads next to the benchmark).
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+import categorical_vae  # noqa: E402
 import image_datasets  # noqa: E402
 
 BATCH_SIZE = 100
 LEARNING_RATE = 1e-3
 INITIAL_TEMPERATURE = 1.0
 MINIMUM_TEMPERATURE = 0.5
-ANNEAL_RATE = 3e-5
-ANNEAL_EVERY_STEPS = 1000
 
 # A uniform draw kept in [tiny, 1 - 2**-24] gives a finite Gumbel sample
 # -log(-log(u)): a draw of exactly 0 would give -inf and then NaN in the
@@ -194,20 +195,15 @@ class CategoricalVAE(nn.Module):
         return reconstruction + categorical_kl_to_uniform(logits)
 
 
-def temperature_at(step):
-    return max(
-        MINIMUM_TEMPERATURE, INITIAL_TEMPERATURE * math.exp(-ANNEAL_RATE * step)
-    )
-
-
 def train_epoch(model, optimizer, images, state, hard, generator):
     """One pass over `images` in shuffled batches; returns the mean loss."""
     model.train()
     order = torch.randperm(len(images), generator=generator)
     losses = []
     for start in range(0, len(images), BATCH_SIZE):
-        if state["step"] % ANNEAL_EVERY_STEPS == 0:
-            state["temperature"] = temperature_at(state["step"])
+        annealing = state["annealing"]
+        if state["step"] % annealing.update_every == 0:
+            state["temperature"] = annealing.temperature_at(state["step"])
         batch = images[order[start : start + BATCH_SIZE]]
         logits = model.encode(batch)
         latent = gumbel_softmax(logits, state["temperature"], hard, generator)
@@ -246,7 +242,14 @@ def main():
     num_variables, num_categories = arguments.latent
     model = CategoricalVAE(x_train.shape[1], num_variables, num_categories)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    state = {"step": 0, "temperature": INITIAL_TEMPERATURE}
+    total_steps = arguments.epochs * math.ceil(len(x_train) / BATCH_SIZE)
+    state = {
+        "step": 0,
+        "temperature": INITIAL_TEMPERATURE,
+        "annealing": categorical_vae.temperature_annealing(
+            total_steps, INITIAL_TEMPERATURE, MINIMUM_TEMPERATURE
+        ),
+    }
     train_losses = []
     seconds_per_epoch = []
     for epoch in range(1, arguments.epochs + 1):
