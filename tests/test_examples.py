@@ -157,3 +157,36 @@ def test_categorical_vae_reports_a_missing_dataset(monkeypatch, capsys):
     monkeypatch.setattr(example.image_datasets, "load_images", unavailable)
     assert example.main(["--dataset", "mnist"]) == 2
     assert "error: install it" in capsys.readouterr().err
+
+
+def test_hidden_softmax_tutorial_prints_the_measures_of_each_run(capsys):
+    tutorial = load_example("hidden_softmax")
+    arguments = ["--epochs", "1", "--variants", "relu", "grouped_softmax"]
+    assert tutorial.main(arguments) == 0
+    header, *rows = capsys.readouterr().out.splitlines()[-3:]
+    assert header.split()[0] == "variant"
+    assert [row.split()[0] for row in rows] == ["relu", "grouped_softmax"]
+    for row in rows:
+        accuracy, cross_entropy, correlation, rank, near_zero = map(
+            float, row.split()[1:]
+        )
+        assert 0.0 <= accuracy <= 1.0 and cross_entropy > 0.0
+        assert 0.0 <= correlation <= 1.0 and 0.0 <= near_zero <= 1.0
+        assert 1.0 <= rank <= 256.0
+    # The relu row holds the numbers of that seeded run, measured again.
+    data = tutorial.image_datasets.load_images("digits", binarize=False)
+    model, history = tutorial.train_variant("relu", data, 1, 64, seed=0)
+    activations = tutorial.last_hidden_activations(model, data[1][0])
+    expected = [
+        history["val_accuracy"][-1],
+        history["cross_entropy"][-1],
+        tutorial.mean_absolute_correlation(activations)[0],
+        tutorial.effective_rank(activations),
+        tutorial.near_zero_fraction(activations),
+    ]
+    printed = [float(value) for value in rows[0].split()[1:]]
+    # Printed with 3 decimals, the effective rank with 1.
+    for value, reference, decimals in zip(
+        printed, expected, [3, 3, 3, 1, 3], strict=True
+    ):
+        assert value == pytest.approx(reference, abs=0.5001 * 10**-decimals)
