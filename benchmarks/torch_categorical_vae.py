@@ -8,7 +8,9 @@ that the two can be compared on the same data for the same number of epochs:
 - latent sample: Gumbel-softmax, softmax((logits + gumbel_noise) /
   temperature), relaxed by default, straight-through with `--hard` (the
   one-hot argmax forward, the relaxed gradient backward);
-- temperature: max(0.5, 1.0 * exp(-3e-5 * step)), updated every 1000 steps;
+- temperature: max(0.5, 1.0 * exp(-rate * step)), with the rate and the
+  update interval of the Keras example (`temperature_annealing` in
+  examples/categorical_vae.py): 20 updates, the floor at half the run;
 - decoder: latent -> 256 -> 512 (ReLU) -> pixel logits, a Bernoulli
   likelihood on binarized images (binary cross-entropy with logits, summed
   over pixels);
@@ -47,23 +49,25 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPOSITORY_ROOT not in sys.path:
-    sys.path.insert(0, REPOSITORY_ROOT)
+# The data loader is the examples' own module, beside them in examples/.
+EXAMPLES_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"
+)
+if EXAMPLES_DIR not in sys.path:
+    sys.path.insert(0, EXAMPLES_DIR)
 
-# keras_latent imports Keras; with its torch backend that loads nothing that
+# image_datasets imports Keras; with its torch backend that loads nothing that
 # this script has not loaded already (the TensorFlow default would load
 # TensorFlow and its threads next to the benchmark).
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-from keras_latent import datasets  # noqa: E402
+import categorical_vae  # noqa: E402
+import image_datasets  # noqa: E402
 
 BATCH_SIZE = 100
 LEARNING_RATE = 1e-3
 INITIAL_TEMPERATURE = 1.0
 MINIMUM_TEMPERATURE = 0.5
-ANNEAL_RATE = 3e-5
-ANNEAL_EVERY_STEPS = 1000
 
 # A uniform draw kept in [tiny, 1 - 2**-24] gives a finite Gumbel sample
 # -log(-log(u)): a draw of exactly 0 would give -inf and then NaN in the
@@ -98,7 +102,7 @@ def positive_int(text):
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--dataset", choices=datasets.DATASET_NAMES, default="digits"
+        "--dataset", choices=image_datasets.DATASET_NAMES, default="digits"
     )
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument(
@@ -191,20 +195,15 @@ class CategoricalVAE(nn.Module):
         return reconstruction + categorical_kl_to_uniform(logits)
 
 
-def temperature_at(step):
-    return max(
-        MINIMUM_TEMPERATURE, INITIAL_TEMPERATURE * math.exp(-ANNEAL_RATE * step)
-    )
-
-
 def train_epoch(model, optimizer, images, state, hard, generator):
     """One pass over `images` in shuffled batches; returns the mean loss."""
     model.train()
     order = torch.randperm(len(images), generator=generator)
     losses = []
     for start in range(0, len(images), BATCH_SIZE):
-        if state["step"] % ANNEAL_EVERY_STEPS == 0:
-            state["temperature"] = temperature_at(state["step"])
+        annealing = state["annealing"]
+        if state["step"] % annealing.update_every == 0:
+            state["temperature"] = annealing.temperature_at(state["step"])
         batch = images[order[start : start + BATCH_SIZE]]
         logits = model.encode(batch)
         latent = gumbel_softmax(logits, state["temperature"], hard, generator)
@@ -235,7 +234,7 @@ def main():
     torch.set_num_threads(arguments.threads)
     torch.manual_seed(arguments.seed)
     generator = torch.Generator().manual_seed(arguments.seed)
-    (x_train, _), (x_test, _) = datasets.load_images(
+    (x_train, _), (x_test, _) = image_datasets.load_images(
         arguments.dataset, binarize=True
     )
     x_train = torch.from_numpy(x_train)
@@ -243,7 +242,14 @@ def main():
     num_variables, num_categories = arguments.latent
     model = CategoricalVAE(x_train.shape[1], num_variables, num_categories)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    state = {"step": 0, "temperature": INITIAL_TEMPERATURE}
+    total_steps = arguments.epochs * math.ceil(len(x_train) / BATCH_SIZE)
+    state = {
+        "step": 0,
+        "temperature": INITIAL_TEMPERATURE,
+        "annealing": categorical_vae.temperature_annealing(
+            total_steps, INITIAL_TEMPERATURE, MINIMUM_TEMPERATURE
+        ),
+    }
     train_losses = []
     seconds_per_epoch = []
     for epoch in range(1, arguments.epochs + 1):

@@ -1,8 +1,8 @@
 """keras-latent: discrete latent variables and softmax-family hidden layers."""
 
 from keras_latent import callbacks
-from keras_latent import datasets
 from keras_latent import layers
+from keras_latent import losses
 from keras_latent import ops
 from keras_latent import regularizers
 from keras_latent import schedules

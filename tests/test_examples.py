@@ -1,42 +1,144 @@
 """The example scripts run end to end on the embedded default data."""
 
-import importlib.util
+import contextlib
+import io
 import json
-import pathlib
 
 import keras
+import numpy as np
 import pytest
 
-EXAMPLES_DIR = pathlib.Path(__file__).resolve().parents[1] / "examples"
+from tests import example_modules
 
 
 def load_example(name):
-    spec = importlib.util.spec_from_file_location(
-        name, EXAMPLES_DIR / f"{name}.py"
+    return example_modules.load(name)
+
+
+def numpy_negative_elbo(model, images):
+    """-ELBO per image, in nats, from the model's own parts, in NumPy.
+
+    The negative Bernoulli log-likelihood summed over the pixels, given one
+    exact latent sample per image, plus the analytic KL of each categorical
+    variable to the uniform prior summed over the variables.
+    """
+    latent = model.get_layer("latent")
+    logits = keras.ops.convert_to_numpy(
+        model.get_layer("encoder")(images)
+    ).astype(np.float64)
+    logits = logits.reshape(len(images), latent.num_variables, -1)
+    log_q = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+    kl = np.sum(np.exp(log_q) * (log_q + np.log(log_q.shape[-1])), (1, 2))
+    pixel_logits = keras.ops.convert_to_numpy(
+        model(images, training=False)
+    ).astype(np.float64)
+    bernoulli_nll = np.sum(
+        images * np.logaddexp(0, -pixel_logits)
+        + (1 - images) * np.logaddexp(0, pixel_logits),
+        axis=1,
     )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return np.mean(bernoulli_nll + kl)
 
 
-def test_categorical_vae_runs_one_epoch_and_writes_its_files(tmp_path):
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """The output folder and printed lines of a 2-epoch run on the digits.
+
+    1500 images in batches of 500: 3 steps per epoch, 6 in all.
+    """
+    output_dir = tmp_path_factory.mktemp("categorical_vae")
     example = load_example("categorical_vae")
-    status = example.main(
-        ["--epochs", "1", "--output-dir", str(tmp_path), "--verbose", "0"]
-    )
+    arguments = ["--epochs", "2", "--batch-size", "500", "--verbose", "0"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = example.main(arguments + ["--output-dir", str(output_dir)])
     assert status == 0
+    return output_dir, printed.getvalue().splitlines()
+
+
+def test_categorical_vae_writes_its_files(short_run):
+    output_dir, _ = short_run
     for name in ("metrics.json", "reconstructions.png", "samples.png"):
-        assert (tmp_path / name).stat().st_size > 0
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+        assert (output_dir / name).stat().st_size > 0
+    metrics = json.loads((output_dir / "metrics.json").read_text())
     assert metrics["backend"] == keras.backend.backend()
     assert metrics["dataset"] == "digits"
-    assert len(metrics["seconds_per_epoch"]) == 1
-    # A Bernoulli likelihood over 64 binary pixels: the negative ELBO of a
-    # barely trained model lies between 0 and 64 * log(2) plus the KL, which
-    # is at most 30 * log(10).
-    assert 0.0 < metrics["test_neg_elbo"] < 64 * 0.6932 + 30 * 2.3026
-    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert len(metrics["seconds_per_epoch"]) == 2
+    reloaded = keras.saving.load_model(output_dir / "model.keras")
     assert reloaded.get_layer("latent").num_variables == 30
+
+
+def test_categorical_vae_reports_the_negative_elbo_in_nats_per_image(
+    short_run,
+):
+    # A loss averaged over the 64 pixels instead of summed would report a
+    # figure about 64 times smaller than this independent estimate.
+    output_dir, _ = short_run
+    example = load_example("categorical_vae")
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    model = keras.saving.load_model(output_dir / "model.keras")
+    _, (x_test, _) = example.image_datasets.load_images("digits")
+    keras.utils.set_random_seed(1)
+    reference = numpy_negative_elbo(model, x_test)
+    # Both are means over 297 images of one random sample each: their
+    # standard errors are below 0.5 nats, so 2 nats is over 3 of them.
+    assert metrics["test_neg_elbo"] == pytest.approx(reference, abs=2.0)
+    assert metrics["history"][-1]["test_neg_elbo"] == metrics["test_neg_elbo"]
+
+
+def test_categorical_vae_prints_no_line_of_its_own_per_epoch(short_run):
+    _, lines = short_run
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("Categorical VAE on digits")
+    assert lines[1].startswith("Test -ELBO after 2 epochs")
+
+
+def test_categorical_vae_anneals_to_its_floor_within_the_run(short_run):
+    # 6 steps: the floor comes at step 3, so the temperature in force at
+    # the end of epoch 1 (set at step 2) is 2 ** (-2 / 3), and 0.5 at the
+    # end of epoch 2.
+    output_dir, _ = short_run
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    temperatures = [record["temperature"] for record in metrics["history"]]
+    np.testing.assert_allclose(temperatures, [2 ** (-2 / 3), 0.5], rtol=1e-6)
+    assert metrics["temperature_schedule"]["total_steps"] == 6
+
+
+@pytest.mark.parametrize("total_steps", [2, 15, 1500, 60000, 1234567])
+def test_temperature_annealing_reaches_the_floor_at_half_the_run(
+    total_steps,
+):
+    example = load_example("categorical_vae")
+    annealing = example.temperature_annealing(total_steps, 1.0, 0.5)
+    update_steps = range(0, total_steps, annealing.update_every)
+    temperatures = [annealing.temperature_at(step) for step in update_steps]
+    assert temperatures[0] == 1.0
+    floor_steps = [
+        step
+        for step, temperature in zip(update_steps, temperatures, strict=True)
+        if temperature == pytest.approx(0.5, rel=1e-12)
+    ]
+    assert floor_steps, "the floor is never reached"
+    assert floor_steps[0] <= total_steps // 2
+    assert floor_steps[0] >= total_steps // 4
+    assert len(temperatures) <= 2 * example.NUM_TEMPERATURE_UPDATES + 2
+
+
+def test_categorical_vae_help_gives_every_default(capsys):
+    example = load_example("categorical_vae")
+    with pytest.raises(SystemExit):
+        example.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for option, default in [
+        ("--epochs", "100"),
+        ("--latent", "30x10"),
+        ("--batch-size", "100"),
+        ("--minimum-temperature", "0.5"),
+        ("--dataset", "digits"),
+        ("--verbose", "2"),
+    ]:
+        assert option in help_text
+        assert f"(default: {default})" in help_text
 
 
 def test_categorical_vae_rejects_a_malformed_latent_flag(capsys):
@@ -50,8 +152,41 @@ def test_categorical_vae_reports_a_missing_dataset(monkeypatch, capsys):
     example = load_example("categorical_vae")
 
     def unavailable(name, **kwargs):
-        raise example.datasets.DatasetUnavailableError("install it")
+        raise example.image_datasets.DatasetUnavailableError("install it")
 
-    monkeypatch.setattr(example.datasets, "load_images", unavailable)
+    monkeypatch.setattr(example.image_datasets, "load_images", unavailable)
     assert example.main(["--dataset", "mnist"]) == 2
     assert "error: install it" in capsys.readouterr().err
+
+
+def test_hidden_softmax_tutorial_prints_the_measures_of_each_run(capsys):
+    tutorial = load_example("hidden_softmax")
+    arguments = ["--epochs", "1", "--variants", "relu", "grouped_softmax"]
+    assert tutorial.main(arguments) == 0
+    header, *rows = capsys.readouterr().out.splitlines()[-3:]
+    assert header.split()[0] == "variant"
+    assert [row.split()[0] for row in rows] == ["relu", "grouped_softmax"]
+    for row in rows:
+        accuracy, cross_entropy, correlation, rank, near_zero = map(
+            float, row.split()[1:]
+        )
+        assert 0.0 <= accuracy <= 1.0 and cross_entropy > 0.0
+        assert 0.0 <= correlation <= 1.0 and 0.0 <= near_zero <= 1.0
+        assert 1.0 <= rank <= 256.0
+    # The relu row holds the numbers of that seeded run, measured again.
+    data = tutorial.image_datasets.load_images("digits", binarize=False)
+    model, history = tutorial.train_variant("relu", data, 1, 64, seed=0)
+    activations = tutorial.last_hidden_activations(model, data[1][0])
+    expected = [
+        history["val_accuracy"][-1],
+        history["cross_entropy"][-1],
+        tutorial.mean_absolute_correlation(activations)[0],
+        tutorial.effective_rank(activations),
+        tutorial.near_zero_fraction(activations),
+    ]
+    printed = [float(value) for value in rows[0].split()[1:]]
+    # Printed with 3 decimals, the effective rank with 1.
+    for value, reference, decimals in zip(
+        printed, expected, [3, 3, 3, 1, 3], strict=True
+    ):
+        assert value == pytest.approx(reference, abs=0.5001 * 10**-decimals)

@@ -1,30 +1,32 @@
-"""The hidden-softmax study runs end to end and judges its claims by rule."""
+"""The hidden-softmax study and its tutorial: measures, runs, verdicts.
 
-import importlib.util
+The study harness is `benchmarks/hidden_softmax_study.py`; the models and
+the measures of a hidden layer are those of `examples/hidden_softmax.py`.
+"""
+
 import json
 import math
-import pathlib
 import re
 
 import keras
 import numpy as np
 import pytest
 
-EXAMPLES_DIR = pathlib.Path(__file__).resolve().parents[1] / "examples"
+from tests import example_modules
 
 
 def load_study():
-    spec = importlib.util.spec_from_file_location(
-        "hidden_softmax_study", EXAMPLES_DIR / "hidden_softmax_study.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return example_modules.load("hidden_softmax_study")
 
 
 @pytest.fixture(scope="module")
 def study():
     return load_study()
+
+
+@pytest.fixture(scope="module")
+def tutorial():
+    return example_modules.load("hidden_softmax")
 
 
 """
@@ -95,7 +97,7 @@ def test_a_tiny_study_writes_a_row_per_variant_with_valid_numbers(
 def test_the_same_seed_gives_the_same_run(study, tiny_study_dir):
     results = json.loads((tiny_study_dir / "results.json").read_text())
     (recorded,) = results["variants"]["softmax"]["runs"]
-    data = study.datasets.load_images("digits", binarize=False)
+    data = study.image_datasets.load_images("digits", binarize=False)
     arguments = study.parse_arguments(["--epochs", "1"])
     rerun = study.train_one("softmax", 0, data, arguments)
     for quantity in (
@@ -114,9 +116,9 @@ def test_an_unknown_variant_is_rejected(study, capsys):
 
 def test_a_missing_dataset_is_reported(study, monkeypatch, capsys):
     def unavailable(name, **kwargs):
-        raise study.datasets.DatasetUnavailableError("install it")
+        raise study.image_datasets.DatasetUnavailableError("install it")
 
-    monkeypatch.setattr(study.datasets, "load_images", unavailable)
+    monkeypatch.setattr(study.image_datasets, "load_images", unavailable)
     assert study.main(["--dataset", "fashion_mnist"]) == 2
     assert "error: install it" in capsys.readouterr().err
 
@@ -127,72 +129,74 @@ def test_a_missing_dataset_is_reported(study, monkeypatch, capsys):
 
 
 def test_perfectly_correlated_units_have_mean_absolute_correlation_one(
-    study,
+    tutorial,
 ):
     base = np.array([0.0, 1.0, 3.0, 7.0])
     # An increasing and a decreasing linear function of the same unit.
     activations = np.stack([base, 2.0 * base + 1.0, -0.5 * base], axis=1)
-    correlation, num_constant = study.mean_absolute_correlation(activations)
+    correlation, num_constant = tutorial.mean_absolute_correlation(activations)
     assert correlation == pytest.approx(1.0)
     assert num_constant == 0
 
 
-def test_mean_absolute_correlation_of_a_hand_computed_pair(study):
+def test_mean_absolute_correlation_of_a_hand_computed_pair(tutorial):
     # Centred: a = (-1.5, -0.5, 0.5, 1.5), b = (-1.5, 0.5, -0.5, 1.5);
     # a.b = 4 and |a|^2 = |b|^2 = 5, so the correlation is 4 / 5. The
     # third pair, with c, is orthogonal to both once centred: 0.
     a = [1.0, 2.0, 3.0, 4.0]
     b = [1.0, 3.0, 2.0, 4.0]
     c = [1.0, -1.0, -1.0, 1.0]
-    correlation, _ = study.mean_absolute_correlation(np.array([a, b, c]).T)
+    correlation, _ = tutorial.mean_absolute_correlation(np.array([a, b, c]).T)
     assert correlation == pytest.approx((0.8 + 0.0 + 0.0) / 3)
 
 
-def test_constant_units_are_left_out_of_the_correlation(study):
+def test_constant_units_are_left_out_of_the_correlation(tutorial):
     a = [1.0, 2.0, 3.0, 4.0]
     b = [1.0, 3.0, 2.0, 4.0]
     dead = [0.0, 0.0, 0.0, 0.0]
-    correlation, num_constant = study.mean_absolute_correlation(
+    correlation, num_constant = tutorial.mean_absolute_correlation(
         np.array([a, dead, b, dead]).T
     )
     assert correlation == pytest.approx(0.8)
     assert num_constant == 2
-    single, _ = study.mean_absolute_correlation(np.array([a, dead]).T)
+    single, _ = tutorial.mean_absolute_correlation(np.array([a, dead]).T)
     assert math.isnan(single)
 
 
 @pytest.mark.parametrize("dimensions", [1, 3, 8])
 def test_an_identity_like_representation_has_full_effective_rank(
-    study, dimensions
+    tutorial, dimensions
 ):
     # The rows of I and -I: every unit has mean 0, and the matrix has
     # `dimensions` equal singular values, sqrt(2) each.
     identity = np.eye(dimensions)
     activations = np.concatenate([identity, -identity])
-    assert study.effective_rank(activations) == pytest.approx(dimensions)
+    assert tutorial.effective_rank(activations) == pytest.approx(dimensions)
 
 
-def test_effective_rank_ignores_a_constant_offset(study):
+def test_effective_rank_ignores_a_constant_offset(tutorial):
     # The rows of a softmax-like representation: the same vector plus
     # multiples of one direction. Centred, a rank-one matrix.
     direction = np.array([1.0, -1.0, 0.0, 0.0])
     offset = np.full(4, 0.25)
     activations = offset + np.outer([-1.0, 0.0, 0.5, 2.0], direction)
-    assert study.effective_rank(activations) == pytest.approx(1.0)
+    assert tutorial.effective_rank(activations) == pytest.approx(1.0)
 
 
-def test_effective_rank_of_unequal_singular_values(study):
+def test_effective_rank_of_unequal_singular_values(tutorial):
     # Centred already; singular values 3 sqrt(2) and sqrt(2), so the
     # weights are 3/4 and 1/4.
     activations = np.array([[3.0, 0.0], [0.0, 1.0], [-3.0, 0.0], [0.0, -1.0]])
     entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
-    assert study.effective_rank(activations) == pytest.approx(math.exp(entropy))
+    assert tutorial.effective_rank(activations) == pytest.approx(
+        math.exp(entropy)
+    )
 
 
-def test_near_zero_fraction_counts_small_magnitudes_of_either_sign(study):
+def test_near_zero_fraction_counts_small_magnitudes_of_either_sign(tutorial):
     activations = np.array([[0.0, 5e-4, -5e-4, 1e-3], [0.5, -2.0, 1e-2, 0.0]])
     # 0, 5e-4, -5e-4 and 0 lie below 1e-3; 1e-3 itself does not.
-    assert study.near_zero_fraction(activations) == pytest.approx(4 / 8)
+    assert tutorial.near_zero_fraction(activations) == pytest.approx(4 / 8)
 
 
 def test_epochs_to_target_is_the_first_epoch_at_or_above_it(study):

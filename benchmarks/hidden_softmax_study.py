@@ -1,8 +1,10 @@
-"""
-Title: Softmax in hidden layers, measured
-Description: Why softmax is the output activation of classifiers but almost
-never a hidden one: one MLP trained with eleven hidden activations, and the
-usual explanations checked against the numbers.
+"""The hidden-softmax study: eleven hidden activations, seeds, verdicts.
+
+Why softmax is the output activation of classifiers but almost never a
+hidden one: one MLP trained with eleven hidden activations, and the usual
+explanations checked against the numbers. The models and the measurements
+are those of the tutorial `examples/hidden_softmax.py`; this harness adds
+the seeds, the summaries, the verdicts and the files.
 
 Softmax turns the last layer's scores into class probabilities, yet hidden
 layers use ReLU, tanh or sigmoid. The reasons usually given are:
@@ -32,13 +34,13 @@ verdicts may change.
 
 Run it with the backend of your choice:
 
-    python examples/hidden_softmax_study.py  # digits, 3 seeds, a few minutes
+    python benchmarks/hidden_softmax_study.py  # digits, 3 seeds, a few minutes
 
-    KERAS_BACKEND=jax python examples/hidden_softmax_study.py \
+    KERAS_BACKEND=jax python benchmarks/hidden_softmax_study.py \
         --dataset fashion_mnist --epochs 20 \
         --output-dir outputs/hidden_softmax_study_fashion
 
-    python examples/hidden_softmax_study.py --epochs 1 --seeds 1 \
+    python benchmarks/hidden_softmax_study.py --epochs 1 --seeds 1 \
         --variants relu softmax sparsemax  # a smoke test
 
 It writes `results.md` (the table and the verdicts), `results.json` (every
@@ -57,69 +59,29 @@ import keras
 import numpy as np
 
 import keras_latent
-from keras_latent import datasets
+
+# The tutorial and the data loader live in examples/, beside this folder.
+EXAMPLES_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"
+)
+if EXAMPLES_DIR not in sys.path:
+    sys.path.insert(0, EXAMPLES_DIR)
+
+import hidden_softmax  # noqa: E402
+import image_datasets  # noqa: E402
+
+VARIANTS = hidden_softmax.VARIANTS
+NUM_HIDDEN_LAYERS = hidden_softmax.NUM_HIDDEN_LAYERS
+LEARNING_RATE = hidden_softmax.LEARNING_RATE
+NEAR_ZERO_THRESHOLD = hidden_softmax.NEAR_ZERO_THRESHOLD
 
 """
 ## The variants
 
-Every variant is the same MLP: two hidden layers of 256 units, then a
-softmax over the classes. Only the hidden activation changes. The softmax
-family comes from `keras_latent.layers.HiddenSoftmax`, a `Dense` layer whose
-activation normalizes groups of units onto the probability simplex.
-
-The regularized variants need a word. `KLSparsity(target=0.05)` pushes the
-mean activation of each unit towards 0.05, which suits units in (0, 1) that
-fire independently, such as sigmoid units. On a softmax over 256 units the
-mean activations always add up to 1, so their average is exactly 1/256: the
-KL penalty would pull every unit's mean towards 1/256 (balanced use of the
-units), not make the layer sparse. The sparsity penalty of a softmax layer
-is its entropy per example, `keras_latent.regularizers.Entropy`, which
-pushes each example's distribution towards a few units. So softmax gets the
-entropy penalty and sigmoid the KL penalty.
+The variants, their models and the measurements of a hidden layer are
+those of `examples/hidden_softmax.py` (`VARIANTS`, `build_model`,
+`mean_absolute_correlation`, `effective_rank`, `near_zero_fraction`).
 """
-
-HIDDEN_UNITS = 256
-NUM_HIDDEN_LAYERS = 2
-GROUPS = 16
-LEARNING_RATE = 1e-3
-
-# The entropy of a 256-way distribution is at most log(256) = 5.5 nats; with
-# this weight the penalty of both layers is at most 0.11, a nudge beside a
-# cross-entropy that starts at log(10) = 2.3.
-ENTROPY_WEIGHT = 0.01
-# A sigmoid layer starts near mean activation 0.5, where KL(0.05 || 0.5)
-# summed over 256 units is 127 nats; this weight makes that 0.13 per layer.
-KL_SPARSITY_TARGET = 0.05
-KL_SPARSITY_WEIGHT = 1e-3
-
-VARIANTS = {
-    "relu": "Dense(256, relu)",
-    "tanh": "Dense(256, tanh)",
-    "sigmoid": "Dense(256, sigmoid)",
-    "softmax": "HiddenSoftmax(256, groups=1): one softmax over the layer",
-    "grouped_softmax": (
-        f"HiddenSoftmax(256, groups={GROUPS}): a softmax within each of "
-        f"{GROUPS} groups of {HIDDEN_UNITS // GROUPS} units"
-    ),
-    # Sparsemax and entmax over the whole layer, like the `softmax` row, so
-    # that the three differ only in the normalizer; grouping is the
-    # separate question of the `grouped_softmax` row.
-    "sparsemax": 'HiddenSoftmax(256, groups=1, normalizer="sparsemax")',
-    "entmax15": 'HiddenSoftmax(256, groups=1, normalizer="entmax15")',
-    "relu_batchnorm": "Dense(256, no bias), BatchNormalization, relu",
-    "softmax_batchnorm": (
-        "Dense(256, no bias), BatchNormalization, GroupedSoftmax(groups=1)"
-    ),
-    "softmax_entropy": (
-        f"HiddenSoftmax(256, groups=1) with the activity regularizer "
-        f"Entropy(weight={ENTROPY_WEIGHT})"
-    ),
-    "sigmoid_kl_sparsity": (
-        f"Dense(256, sigmoid) with the activity regularizer "
-        f"KLSparsity(target={KL_SPARSITY_TARGET}, "
-        f"weight={KL_SPARSITY_WEIGHT})"
-    ),
-}
 
 # The variants whose hidden units lie on a probability simplex.
 SOFTMAX_FAMILY = (
@@ -139,145 +101,6 @@ DEFAULT_TARGET_ACCURACY = {
     "fashion_mnist": 0.85,
     "mnist": 0.97,
 }
-
-"""
-## The model
-"""
-
-
-def hidden_layer(variant, inputs, index):
-    """One hidden layer of `variant`; its output is the layer `hidden_{i}`."""
-    name = f"hidden_{index}"
-    if variant in ("relu", "tanh", "sigmoid"):
-        layer = keras.layers.Dense(HIDDEN_UNITS, activation=variant, name=name)
-    elif variant == "sigmoid_kl_sparsity":
-        layer = keras.layers.Dense(
-            HIDDEN_UNITS,
-            activation="sigmoid",
-            activity_regularizer=keras_latent.regularizers.KLSparsity(
-                target=KL_SPARSITY_TARGET, weight=KL_SPARSITY_WEIGHT
-            ),
-            name=name,
-        )
-    elif variant in ("softmax", "sparsemax", "entmax15"):
-        layer = keras_latent.layers.HiddenSoftmax(
-            HIDDEN_UNITS, groups=1, normalizer=variant, name=name
-        )
-    elif variant == "grouped_softmax":
-        layer = keras_latent.layers.HiddenSoftmax(
-            HIDDEN_UNITS, groups=GROUPS, name=name
-        )
-    elif variant == "softmax_entropy":
-        layer = keras_latent.layers.HiddenSoftmax(
-            HIDDEN_UNITS,
-            groups=1,
-            activity_regularizer=keras_latent.regularizers.Entropy(
-                weight=ENTROPY_WEIGHT, groups=1
-            ),
-            name=name,
-        )
-    elif variant in ("relu_batchnorm", "softmax_batchnorm"):
-        # Ioffe and Szegedy's order: normalize the pre-activations, then
-        # apply the nonlinearity; the normalization's shift replaces the
-        # dense layer's bias.
-        projected = keras.layers.Dense(
-            HIDDEN_UNITS, use_bias=False, name=f"dense_{index}"
-        )(inputs)
-        normalized = keras.layers.BatchNormalization(
-            name=f"batch_normalization_{index}"
-        )(projected)
-        if variant == "relu_batchnorm":
-            layer = keras.layers.Activation("relu", name=name)
-        else:
-            layer = keras_latent.layers.GroupedSoftmax(groups=1, name=name)
-        return layer(normalized)
-    else:
-        raise ValueError(
-            "Invalid value received for argument `variant`. Expected one of "
-            f"{tuple(VARIANTS)}. Received: variant={variant!r}"
-        )
-    return layer(inputs)
-
-
-def build_model(variant, num_inputs, num_classes):
-    """The MLP with `variant` in both hidden layers."""
-    inputs = keras.Input((num_inputs,), name="images")
-    hidden = inputs
-    for index in range(1, NUM_HIDDEN_LAYERS + 1):
-        hidden = hidden_layer(variant, hidden, index)
-    outputs = keras.layers.Dense(
-        num_classes, activation="softmax", name="classes"
-    )(hidden)
-    return keras.Model(inputs, outputs, name=variant)
-
-
-"""
-## Measuring a hidden representation
-
-The three functions below take the activations of the last hidden layer on
-the test set, a matrix with one row per example and one column per unit.
-
-Mean absolute correlation (claim 1). For every pair of units, the Pearson
-correlation of their activations across the test examples; the mean of its
-absolute value over all pairs. 0 means no unit predicts another linearly, 1
-means every unit is a linear function of every other. A unit that takes one
-value on every example (a dead ReLU, a sparsemax unit that is always 0, a
-saturated sigmoid) has no correlation with anything and is left out; the
-number of such units is reported as `constant_units`.
-
-Effective rank (claim 3), from Roy and Vetterli (2007): centre each unit
-(subtract its mean over the examples), take the singular values `s` of the
-centred matrix, normalize them to `p = s / sum(s)`, and return
-`exp(-sum p log p)`. It is 1 when all the variation lies along one
-direction, and `d` when it spreads equally over `d` orthogonal directions;
-it counts how many directions the layer actually uses. Centring matters for
-softmax: the constant sum of its units would otherwise count as a direction
-of its own.
-
-Near-zero fraction: the fraction of all activations (every unit on every
-test example) whose absolute value is below `NEAR_ZERO_THRESHOLD`. Exact
-zeros come from ReLU, sparsemax and entmax; note that a softmax over 256
-units has mean activation 1/256 = 0.0039, not far above the threshold.
-"""
-
-NEAR_ZERO_THRESHOLD = 1e-3
-
-
-def mean_absolute_correlation(activations):
-    """Mean |Pearson correlation| over pairs of non-constant units.
-
-    Returns `(mean, num_constant_units)`; the mean is NaN when fewer than
-    two units vary.
-    """
-    activations = np.asarray(activations, dtype="float64")
-    varying = np.ptp(activations, axis=0) > 0
-    num_constant = int(np.sum(~varying))
-    if np.sum(varying) < 2:
-        return math.nan, num_constant
-    correlation = np.corrcoef(activations[:, varying], rowvar=False)
-    upper = np.triu_indices_from(correlation, k=1)
-    return float(np.mean(np.abs(correlation[upper]))), num_constant
-
-
-def effective_rank(activations):
-    """Roy and Vetterli's effective rank of the centred activations.
-
-    Returns NaN when no unit varies (all singular values are 0).
-    """
-    activations = np.asarray(activations, dtype="float64")
-    centred = activations - np.mean(activations, axis=0)
-    singular_values = np.linalg.svd(centred, compute_uv=False)
-    total = np.sum(singular_values)
-    if total <= 0:
-        return math.nan
-    weights = singular_values[singular_values > 0] / total
-    return float(np.exp(-np.sum(weights * np.log(weights))))
-
-
-def near_zero_fraction(activations, threshold=NEAR_ZERO_THRESHOLD):
-    """The fraction of activations whose absolute value is below threshold."""
-    return float(np.mean(np.abs(np.asarray(activations)) < threshold))
-
 
 """
 ## Training one variant with one seed
@@ -335,43 +158,20 @@ def epochs_to_target(test_accuracy, target):
 
 
 def train_one(variant, seed, data, args):
-    """Trains `variant` from `seed`; returns that run's numbers."""
-    (x_train, y_train), (x_test, y_test) = data
-    keras.backend.clear_session()
-    # The seed fixes the initial weights and the order of the batches; the
-    # data (and, for digits, its train/test split) are the same for all.
-    keras.utils.set_random_seed(seed)
-    num_classes = int(np.max(y_train)) + 1
-    model = build_model(variant, x_train.shape[-1], num_classes)
-    model.compile(
-        optimizer=keras.optimizers.Adam(LEARNING_RATE),
-        loss="sparse_categorical_crossentropy",
-        # The loss includes any activity regularizer; the cross-entropy
-        # alone is what the variants can be compared on.
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy"),
-        ],
-    )
+    """Trains `variant` from `seed`; returns that run's numbers.
+
+    The data (and, for digits, its train/test split) are the same for all
+    runs; the seed fixes the initial weights and the order of the batches.
+    """
     recorder = EpochRecorder(f"{variant:<19} seed {seed}")
-    model.fit(
-        x_train,
-        y_train,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        validation_data=(x_test, y_test),
-        callbacks=[recorder],
-        verbose=0,
+    model, _ = hidden_softmax.train_variant(
+        variant, data, args.epochs, args.batch_size, seed, [recorder]
     )
-    hidden_model = keras.Model(
-        model.input, model.get_layer(f"hidden_{NUM_HIDDEN_LAYERS}").output
+    x_test = data[1][0]
+    activations = hidden_softmax.last_hidden_activations(model, x_test)
+    correlation, num_constant = hidden_softmax.mean_absolute_correlation(
+        activations
     )
-    # A direct call rather than `predict`: `predict` would trace a new
-    # function for every model of the study.
-    activations = keras.ops.convert_to_numpy(
-        hidden_model(x_test, training=False)
-    )
-    correlation, num_constant = mean_absolute_correlation(activations)
     return {
         "seed": seed,
         "test_accuracy": recorder.test_accuracy[-1],
@@ -384,8 +184,8 @@ def train_one(variant, seed, data, args):
         "seconds_per_epoch": recorder.seconds,
         "mean_abs_correlation": correlation,
         "constant_units": num_constant,
-        "effective_rank": effective_rank(activations),
-        "near_zero_fraction": near_zero_fraction(activations),
+        "effective_rank": hidden_softmax.effective_rank(activations),
+        "near_zero_fraction": hidden_softmax.near_zero_fraction(activations),
     }
 
 
@@ -653,7 +453,7 @@ def write_markdown(path, table, verdicts, config):
         "## Claims",
         "",
         "Verdicts follow the rules in `claim_verdicts` of "
-        "`examples/hidden_softmax_study.py`: supported when every condition "
+        "`benchmarks/hidden_softmax_study.py`: supported when every condition "
         "holds beyond the noise margin sqrt(std_a² + std_b²), contradicted "
         "when one is reversed beyond it, not shown otherwise.",
         "",
@@ -731,9 +531,9 @@ def plot_learning_curves(path, summaries, dataset):
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--dataset", default="digits", choices=datasets.DATASET_NAMES
+        "--dataset", default="digits", choices=image_datasets.DATASET_NAMES
     )
     parser.add_argument(
         "--variants",
@@ -773,8 +573,8 @@ def parse_arguments(argv):
 def main(argv=None):
     args = parse_arguments(argv)
     try:
-        data = datasets.load_images(args.dataset, binarize=False)
-    except datasets.DatasetUnavailableError as error:
+        data = image_datasets.load_images(args.dataset, binarize=False)
+    except image_datasets.DatasetUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     os.makedirs(args.output_dir, exist_ok=True)
@@ -809,7 +609,7 @@ def main(argv=None):
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "learning_rate": LEARNING_RATE,
-        "hidden_units": HIDDEN_UNITS,
+        "hidden_units": hidden_softmax.HIDDEN_UNITS,
         "hidden_layers": NUM_HIDDEN_LAYERS,
         "target_accuracy": args.target_accuracy,
         "near_zero_threshold": NEAR_ZERO_THRESHOLD,
