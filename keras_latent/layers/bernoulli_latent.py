@@ -39,9 +39,11 @@ class BernoulliLatent(LatentLayer):
     mode (`"mode"`) or the probabilities (`"probs"`).
 
     At every call it adds `kl_weight * mean_batch(sum_units KL)` to the
-    model's losses, in float32, where KL is the analytic
-    KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior_probability)), and logs
-    the unweighted KL, in nats, as `<layer name>_kl`.
+    model's losses, in float32 (the mean over the unmasked steps; 0 for an
+    empty batch), where KL is the analytic
+    KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior_probability)). A
+    `keras_latent.models.LatentModel` logs the unweighted KL, in nats, as
+    `<layer name>_kl`.
 
     Args:
         temperature: initial temperature, a finite float > 0 (the
@@ -59,6 +61,9 @@ class BernoulliLatent(LatentLayer):
     Call arguments:
         inputs: logits of shape `(..., units)`.
         training: whether to draw relaxed samples or to apply `eval_mode`.
+        mask: a boolean tensor of the input's leading (batch) shape, as
+            `keras.layers.Embedding(mask_zero=True)` propagates; masked
+            steps are left out of the KL mean. The mask passes through.
 
     Returns:
         A tensor of the shape of `inputs` in the layer's compute dtype.
@@ -98,7 +103,7 @@ class BernoulliLatent(LatentLayer):
         p = self.prior_probability
         self.prior_logit = math.log(p) - math.log1p(-p)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         if training:
             outputs = latent_ops.relaxed_bernoulli(
                 inputs,
@@ -114,7 +119,7 @@ class BernoulliLatent(LatentLayer):
         kl = latent_ops.bernoulli_kl(
             ops.cast(inputs, "float32"), self.prior_logit
         )
-        self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1))
+        self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1), mask)
         return outputs
 
     def compute_output_shape(self, input_shape):
