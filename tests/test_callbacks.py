@@ -19,6 +19,7 @@ from keras_latent.callbacks import KLWarmup
 from keras_latent.callbacks import TemperatureAnnealing
 from keras_latent.layers import CategoricalLatent
 from keras_latent.layers import GumbelSoftmax
+from keras_latent.models import LatentModel
 from tests.arrays import to_numpy
 
 # Each training step draws BATCH_SIZE * NUM_VARIABLES binary relaxed samples.
@@ -152,7 +153,7 @@ def kl_probe(kl_weight):
     outputs = keras.layers.Dense(1, kernel_initializer="zeros")(
         keras.layers.Flatten()(code)
     )
-    model = keras.Model(inputs, outputs)
+    model = LatentModel(inputs, outputs)  # logs latent_kl
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
     return model, latent
 
