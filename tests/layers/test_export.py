@@ -57,7 +57,7 @@ def test_exported_sampling_model_serves_one_hot_samples(tmp_path, rng):
     reason="ONNX export is tested from the PyTorch backend",
 )
 def test_onnx_export_serves_the_same_mode_predictions(tmp_path, rng):
-    """Export used to fail: inference assigned the layer's `last_kl`."""
+    """Keras's ONNX export (TorchScript tracing) serves the same modes."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     onnxruntime = pytest.importorskip("onnxruntime")

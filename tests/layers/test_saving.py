@@ -10,6 +10,7 @@ compare with the original model.
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -127,7 +128,16 @@ def saved(tmp_path_factory):
     model.save(model_path)
     np.save(inputs_path, x)
     script_path.write_text(LOAD_SCRIPT)
-    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    # The package of this checkout, not an installed copy, must load it.
+    repository = str(pathlib.Path(__file__).resolve().parents[2])
+    search_path = os.pathsep.join(
+        filter(None, [repository, os.environ.get("PYTHONPATH")])
+    )
+    environment = {
+        **os.environ,
+        "KERAS_BACKEND": keras.backend.backend(),
+        "PYTHONPATH": search_path,
+    }
     process = subprocess.run(
         [sys.executable, script_path, model_path, inputs_path, result_path],
         env=environment,
