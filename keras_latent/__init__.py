@@ -3,6 +3,7 @@
 from keras_latent import callbacks
 from keras_latent import layers
 from keras_latent import losses
+from keras_latent import models
 from keras_latent import ops
 from keras_latent import regularizers
 from keras_latent import schedules

@@ -63,9 +63,9 @@ class Entropy(keras.regularizers.Regularizer):
     distribution; to push towards uniform groups, add the negated penalty
     yourself (the weight must be >= 0).
 
-    The entropy is computed in float32; the result is cast to the input's
-    dtype. Under float16 the value returned, which grows with the batch
-    size, must stay below 65504.
+    The entropy is computed and returned in float32 whatever the input's
+    dtype, so that under a mixed-precision policy Keras can add it to the
+    model's other float32 losses.
 
     Args:
         weight: float >= 0, the factor of the mean entropy.
@@ -76,7 +76,7 @@ class Entropy(keras.regularizers.Regularizer):
         x: tensor of probabilities of shape `(batch_size, ..., units)`.
 
     Returns:
-        A scalar tensor in the dtype of `x`.
+        A float32 scalar tensor.
 
     Example:
 
@@ -95,7 +95,7 @@ class Entropy(keras.regularizers.Regularizer):
         self.groups = validation.check_integer("groups", groups, minimum=1)
 
     def __call__(self, x):
-        x, dtype = as_float32(x)
+        x, _ = as_float32(x)
         units = x.shape[-1] if len(x.shape) > 0 else None
         if units is None or units % self.groups != 0:
             raise ValueError(
@@ -112,7 +112,7 @@ class Entropy(keras.regularizers.Regularizer):
         log_probabilities = ops.log(ops.where(positive, probabilities, 1.0))
         entropy = -ops.sum(probabilities * log_probabilities, axis=-1)
         penalty = ops.sum(ops.mean(entropy, axis=-1))
-        return ops.cast(self.weight * penalty, dtype)
+        return self.weight * penalty
 
     def get_config(self):
         return {"weight": self.weight, "groups": self.groups}
@@ -146,9 +146,9 @@ class KLSparsity(keras.regularizers.Regularizer):
     one example (`rho_j` is the activation itself) and the call returns
     the penalty without a factor.
 
-    The KL is computed in float32; the result is cast to the input's dtype.
-    Under float16 the value returned, which grows with the batch size, must
-    stay below 65504.
+    The KL is computed and returned in float32 whatever the input's dtype,
+    so that under a mixed-precision policy Keras can add it to the model's
+    other float32 losses.
 
     Args:
         target: float strictly between 0 and 1, the desired mean activation.
@@ -159,7 +159,7 @@ class KLSparsity(keras.regularizers.Regularizer):
             `(batch_size, ..., units)`.
 
     Returns:
-        A scalar tensor in the dtype of `x`.
+        A float32 scalar tensor.
 
     Example:
 
@@ -178,7 +178,7 @@ class KLSparsity(keras.regularizers.Regularizer):
         self.weight = validation.check_non_negative_float("weight", weight)
 
     def __call__(self, x):
-        x, dtype = as_float32(x)
+        x, _ = as_float32(x)
         if len(x.shape) < 2:
             mean_activation = x
         else:
@@ -188,8 +188,7 @@ class KLSparsity(keras.regularizers.Regularizer):
         target_logit = math.log(self.target / (1.0 - self.target))
         mean_logit = ops.log(mean_activation) - ops.log1p(-mean_activation)
         kl = bernoulli_kl(target_logit, prior_logits=mean_logit)
-        penalty = _batch_size(x) * self.weight * ops.sum(kl)
-        return ops.cast(penalty, dtype)
+        return _batch_size(x) * self.weight * ops.sum(kl)
 
     def get_config(self):
         return {"target": self.target, "weight": self.weight}

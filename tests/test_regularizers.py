@@ -212,9 +212,13 @@ def test_kl_sparsity_is_finite_for_saturated_units(value):
     "regularizer",
     [regularizers.Entropy(0.1, groups=2), regularizers.KLSparsity(0.1)],
 )
-def test_result_has_the_input_dtype(regularizer):
-    x = np.full((3, 4), 0.25, dtype="float16")
-    assert keras.backend.standardize_dtype(regularizer(x).dtype) == "float16"
+def test_result_is_float32_for_half_precision_input(regularizer):
+    """Keras sums activity losses with the float32 KL and data losses; a
+    float16 result breaks that sum on TensorFlow."""
+    for dtype in ("float16", "bfloat16"):
+        x = keras.ops.full((3, 4), 0.25, dtype=dtype)
+        result = regularizer(x)
+        assert keras.backend.standardize_dtype(result.dtype) == "float32"
 
 
 @pytest.mark.parametrize(
@@ -289,6 +293,23 @@ def test_softmax_layer_with_entropy_trains_one_step_without_nan(rng):
     assert math.isfinite(history.history["loss"][-1])
     for weight in model.weights:
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(weight)))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_regularized_model_fits_under_mixed_precision(policy, rng):
+    """A fit step failed on TensorFlow: a float16 activity loss could not be
+    summed with the float32 data loss."""
+    keras.config.set_dtype_policy(policy)
+    model = _regularized_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = rng.normal(size=(16, 5)).astype("float32")
+    y = scipy.special.softmax(rng.normal(size=(16, 6)), axis=-1)
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    model(x[:8])
+    assert len(model.losses) == 2
+    for loss in model.losses:
+        assert keras.backend.standardize_dtype(loss.dtype) == "float32"
 
 
 @pytest.mark.parametrize(

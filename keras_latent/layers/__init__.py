@@ -1,13 +1,8 @@
 """Keras layers of keras-latent: one layer per module."""
 
-from keras_latent.layers import kl_logging
 from keras_latent.layers.bernoulli_latent import BernoulliLatent
 from keras_latent.layers.categorical_latent import CategoricalLatent
 from keras_latent.layers.content_addressing import ContentAddressing
 from keras_latent.layers.grouped_softmax import GroupedSoftmax
 from keras_latent.layers.gumbel_softmax import GumbelSoftmax
 from keras_latent.layers.hidden_softmax import HiddenSoftmax
-from keras_latent.layers.latent_layer import LatentLayer
-from keras_latent.layers.relaxed_layer import RelaxedLayer
-
-kl_logging.install()

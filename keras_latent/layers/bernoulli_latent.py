@@ -39,11 +39,12 @@ class BernoulliLatent(LatentLayer):
     mode (`"mode"`) or the probabilities (`"probs"`).
 
     At every call it adds `kl_weight * mean_batch(sum_units KL)` to the
-    model's losses, in float32, where KL is the analytic
-    KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior_probability)), and logs
-    the unweighted KL, in nats, as `<layer name>_kl`. The temperature and
-    `kl_weight` are floats or schedules evaluated at the layer's step
-    counter (see `RelaxedLayer`).
+    model's losses, in float32 (the mean over the unmasked steps; 0 for an
+    empty batch), where KL is the analytic
+    KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior_probability)). A
+    `keras_latent.models.LatentModel` logs the unweighted KL, in nats, as
+    `<layer name>_kl`. The temperature and `kl_weight` are floats or
+    schedules evaluated at the layer's step counter (see `RelaxedLayer`).
 
     Args:
         temperature: a float > 0, or a schedule of the training step
@@ -61,6 +62,9 @@ class BernoulliLatent(LatentLayer):
     Call arguments:
         inputs: logits of shape `(..., units)`.
         training: whether to draw relaxed samples or to apply `eval_mode`.
+        mask: a boolean tensor of the input's leading (batch) shape, as
+            `keras.layers.Embedding(mask_zero=True)` propagates; masked
+            steps are left out of the KL mean. The mask passes through.
 
     Returns:
         A tensor of the shape of `inputs` in the layer's compute dtype.
@@ -100,7 +104,7 @@ class BernoulliLatent(LatentLayer):
         p = self.prior_probability
         self.prior_logit = math.log(p) - math.log1p(-p)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         if training:
             outputs = latent_ops.relaxed_bernoulli(
                 inputs,
@@ -116,7 +120,7 @@ class BernoulliLatent(LatentLayer):
         kl = latent_ops.bernoulli_kl(
             ops.cast(inputs, "float32"), self.prior_logit
         )
-        self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1))
+        self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1), mask)
         if training:
             self._count_training_call()
         return outputs

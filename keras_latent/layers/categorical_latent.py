@@ -26,10 +26,11 @@ class CategoricalLatent(LatentLayer):
     posterior probabilities (`"probs"`).
 
     At every call the layer adds `kl_weight * mean_batch(sum_variables KL)`
-    to the model's losses, in float32, and logs the unweighted KL, in nats,
-    as `<layer name>_kl`. The temperature and `kl_weight` are floats or
-    schedules evaluated at the layer's step counter (see `RelaxedLayer`).
-    The KL is:
+    to the model's losses, in float32 (the mean over the unmasked steps; 0
+    for an empty batch). A `keras_latent.models.LatentModel` logs the
+    unweighted KL, in nats, as `<layer name>_kl`. The temperature and
+    `kl_weight` are floats or schedules evaluated at the layer's step
+    counter (see `RelaxedLayer`). The KL is:
     - `kl="categorical"`: the analytic KL(q || prior) between the discrete
       posterior q = softmax(logits) and the prior.
     - `kl="relaxed"`: in training, the single-sample Monte Carlo estimate
@@ -61,6 +62,9 @@ class CategoricalLatent(LatentLayer):
             second form (with `num_variables=1`, `(batch, 1, K)` is one
             variable per example, not a batch of flat logits).
         training: whether to draw relaxed samples or to apply `eval_mode`.
+        mask: a boolean tensor of the input's leading (batch) shape, as
+            `keras.layers.Embedding(mask_zero=True)` propagates; masked
+            steps are left out of the KL mean. The mask passes through.
 
     Returns:
         A tensor of shape `(..., num_variables, num_categories)` in the
@@ -181,7 +185,7 @@ class CategoricalLatent(LatentLayer):
             return self.prior_logits
         return ops.convert_to_tensor(self.fixed_prior_log_probs)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         if not self._is_structured(inputs.shape):
             batch_shape = ops.shape(inputs)[:-1]
             inputs = ops.reshape(
@@ -197,7 +201,7 @@ class CategoricalLatent(LatentLayer):
             kl = latent_ops.categorical_kl(
                 ops.cast(inputs, "float32"), prior_logits
             )
-        self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1))
+        self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1), mask)
         if training:
             self._count_training_call()
         return outputs

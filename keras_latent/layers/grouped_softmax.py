@@ -57,6 +57,8 @@ class GroupedSoftmax(keras.layers.Layer):
         self.temperature = validation.check_positive_float(
             "temperature", temperature
         )
+        # A mask passes through unchanged, as in `keras.layers.GaussianNoise`.
+        self.supports_masking = True
 
     def build(self, input_shape):
         check_groups(self.groups, input_shape[-1], "the input's last dimension")

@@ -37,7 +37,10 @@ class RelaxedLayer(keras.layers.Layer):
         temperature: a float > 0 or a schedule whose values are > 0.
         hard: whether training samples are one-hot (straight-through).
         eval_mode: what the layer returns at inference; one of
-            `eval_modes`.
+            `eval_modes`. It can be set again until the layer is built;
+            after that, use `keras_latent.models.set_eval_mode`, which
+            also discards the model's compiled `predict` and `evaluate`
+            functions (they would keep the mode they were traced with).
         seed: an integer or None, the seed of the layer's `SeedGenerator`.
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
     """
@@ -60,12 +63,35 @@ class RelaxedLayer(keras.layers.Layer):
             "temperature", temperature, positive=True
         )
         self.hard = validation.check_bool("hard", hard)
-        self.eval_mode = validation.check_choice(
-            "eval_mode", eval_mode, self.eval_modes
-        )
+        self.eval_mode = eval_mode
         self.seed = validation.check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        self.supports_masking = False
+        # A mask passes through unchanged, as in `keras.layers.GaussianNoise`.
+        self.supports_masking = True
+
+    @property
+    def eval_mode(self):
+        """What the layer returns at inference: `"mode"`, `"sample"`, ...
+
+        Read-only once the layer is built: TensorFlow and JAX would keep
+        serving the mode that their cached `predict` and `evaluate`
+        functions were traced with.
+        """
+        return self._eval_mode
+
+    @eval_mode.setter
+    def eval_mode(self, value):
+        value = validation.check_choice("eval_mode", value, self.eval_modes)
+        if self.built and value != self._eval_mode:
+            raise ValueError(
+                f"Layer '{self.name}' is built, so its `eval_mode` cannot be "
+                "set directly: compiled `predict` and `evaluate` functions "
+                "would keep the old mode on TensorFlow and JAX. Call "
+                "`keras_latent.models.set_eval_mode(model, "
+                f"{value!r})`, which also discards them. Received: "
+                f"eval_mode={value!r}"
+            )
+        self._eval_mode = value
 
     @property
     def temperature(self):

@@ -10,6 +10,7 @@ compare with the original model.
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap

@@ -2,7 +2,8 @@
 
 These tests run compiled train steps (`tf.function`, `jax.jit`, or the
 PyTorch trainer) and check what the user sees: the `<layer name>_kl`
-values logged by `fit` and `evaluate` against a NumPy KL of the encoder's
+values that a `keras_latent.models.LatentModel` logs in `fit` and
+`evaluate` against a NumPy KL of the encoder's
 logits, fresh noise at every step, reproducible seeds, finite
 mixed-precision steps, and a loss that falls. Models and data are tiny so
 that the file runs in seconds.
@@ -16,6 +17,7 @@ from scipy import special
 from keras_latent.layers import BernoulliLatent
 from keras_latent.layers import CategoricalLatent
 from keras_latent.layers import GumbelSoftmax
+from keras_latent.models import LatentModel
 from tests.arrays import to_numpy
 
 NUM_VARIABLES = 3
@@ -82,7 +84,7 @@ def two_latent_model():
     features = keras.layers.Concatenate()(
         [keras.layers.Flatten()(z_categorical), z_bernoulli]
     )
-    model = keras.Model(inputs, keras.layers.Dense(6)(features))
+    model = LatentModel(inputs, keras.layers.Dense(6)(features))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
     return model
 
@@ -228,7 +230,7 @@ def test_mixed_precision_model_fits_without_nan(policy, rng):
     features = keras.layers.Concatenate()(
         [keras.layers.Flatten()(latent) for latent in latents]
     )
-    model = keras.Model(inputs, keras.layers.Dense(6)(features))
+    model = LatentModel(inputs, keras.layers.Dense(6)(features))
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     x = rng.normal(size=(16, 6)).astype("float32")
     history = model.fit(x, x, batch_size=8, epochs=1, verbose=0)
@@ -255,7 +257,7 @@ def autoencoder(latent, latent_input_size):
         keras.layers.Flatten()(code)
     )
     outputs = keras.layers.Dense(12, activation="sigmoid")(hidden)
-    model = keras.Model(inputs, outputs)
+    model = LatentModel(inputs, outputs)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=0.03),
         loss="binary_crossentropy",
