@@ -9,7 +9,7 @@ that the two can be compared on the same data for the same number of epochs:
   temperature), relaxed by default, straight-through with `--hard` (the
   one-hot argmax forward, the relaxed gradient backward);
 - temperature: max(0.5, 1.0 * exp(-rate * step)), with the rate and the
-  update interval of the Keras example (`temperature_annealing` in
+  update interval of the Keras example (`temperature_schedule` in
   examples/categorical_vae.py): 20 updates, the floor at half the run;
 - decoder: latent -> 256 -> 512 (ReLU) -> pixel logits, a Bernoulli
   likelihood on binarized images (binary cross-entropy with logits, summed
@@ -201,9 +201,12 @@ def train_epoch(model, optimizer, images, state, hard, generator):
     order = torch.randperm(len(images), generator=generator)
     losses = []
     for start in range(0, len(images), BATCH_SIZE):
-        annealing = state["annealing"]
-        if state["step"] % annealing.update_every == 0:
-            state["temperature"] = annealing.temperature_at(state["step"])
+        schedule = state["schedule"]
+        if state["step"] % schedule.update_every == 0:
+            state["temperature"] = max(
+                schedule.minimum,
+                schedule.initial * math.exp(-schedule.rate * state["step"]),
+            )
         batch = images[order[start : start + BATCH_SIZE]]
         logits = model.encode(batch)
         latent = gumbel_softmax(logits, state["temperature"], hard, generator)
@@ -246,7 +249,7 @@ def main():
     state = {
         "step": 0,
         "temperature": INITIAL_TEMPERATURE,
-        "annealing": categorical_vae.temperature_annealing(
+        "schedule": categorical_vae.temperature_schedule(
             total_steps, INITIAL_TEMPERATURE, MINIMUM_TEMPERATURE
         ),
     }

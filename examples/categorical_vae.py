@@ -54,8 +54,14 @@ and 512 units) gives one logit per pixel.
 """
 
 
-def build_model(num_pixels, num_variables, num_categories, hard, seed):
-    """Encoder, latent layer and decoder, joined in one functional model."""
+def build_model(
+    num_pixels, num_variables, num_categories, temperature, hard, seed
+):
+    """Encoder, latent layer and decoder, joined in one functional model.
+
+    A `keras_latent.models.LatentModel` is a functional `keras.Model` that
+    also logs the latent layer's KL (`latent_kl`, `val_latent_kl`).
+    """
     images = keras.Input((num_pixels,), name="images")
     hidden = keras.layers.Dense(512, activation="relu")(images)
     hidden = keras.layers.Dense(256, activation="relu")(hidden)
@@ -72,13 +78,16 @@ def build_model(num_pixels, num_variables, num_categories, hard, seed):
     latent = keras_latent.layers.CategoricalLatent(
         num_variables,
         num_categories,
+        temperature=temperature,
         hard=hard,
         eval_mode="sample",
         seed=seed,
         name="latent",
     )
     outputs = decoder(latent(encoder(images)))
-    return keras.Model(images, outputs, name="categorical_vae")
+    return keras_latent.models.LatentModel(
+        images, outputs, name="categorical_vae"
+    )
 
 
 """
@@ -90,23 +99,20 @@ floor after about 40% of training. A fixed rate reaches the floor only
 after a fixed number of steps, which a short run on a small dataset never
 takes. Here the rate comes from the run the user asked for: the floor is
 reached halfway through training, on any dataset size and for any number of
-epochs, in 20 updates.
+epochs, in 20 updates. The schedule is a `keras_latent.schedules`
+object: the layer evaluates it inside the compiled train step at its own
+step counter, with no callback and no host work per step.
 """
 
 NUM_TEMPERATURE_UPDATES = 20
 
 
-def temperature_annealing(total_steps, initial, minimum):
-    """A `TemperatureAnnealing` reaching `minimum` at half of `total_steps`."""
+def temperature_schedule(total_steps, initial, minimum):
+    """An `ExponentialDecay` reaching `minimum` at half of `total_steps`."""
     annealing_steps = max(1, total_steps // 2)
     update_every = max(1, annealing_steps // NUM_TEMPERATURE_UPDATES)
-    # The floor falls on an update step, so it is really reached.
-    annealing_steps = update_every * max(1, annealing_steps // update_every)
-    return keras_latent.callbacks.TemperatureAnnealing(
-        initial=initial,
-        minimum=minimum,
-        rate=math.log(initial / minimum) / annealing_steps,
-        update_every=update_every,
+    return keras_latent.schedules.ExponentialDecay.reaching_minimum_at(
+        annealing_steps, initial, minimum, update_every=update_every
     )
 
 
@@ -114,8 +120,9 @@ def temperature_annealing(total_steps, initial, minimum):
 ## Recording each epoch
 
 Keras prints the epoch's losses; this callback keeps them for
-`metrics.json`, with the training seconds and the temperature in force
-(read from the layer's variable) at the end of the epoch.
+`metrics.json`, with the training seconds and the temperature of the
+epoch's last training step (the schedule at the layer's saved step
+counter, which counts the training steps).
 """
 
 
@@ -134,7 +141,10 @@ class EpochRecorder(keras.callbacks.Callback):
             self.training_seconds = time.perf_counter() - self.start
 
     def on_epoch_end(self, epoch, logs=None):
-        temperature = self.model.get_layer("latent").temperature
+        latent = self.model.get_layer("latent")
+        # The step counter has passed the epoch's last training step.
+        last_step = int(keras.ops.convert_to_numpy(latent.iterations)) - 1
+        temperature = latent.temperature(last_step)
         self.history.append(
             {
                 "epoch": epoch + 1,
@@ -155,13 +165,11 @@ class EpochRecorder(keras.callbacks.Callback):
 def mode_reconstruction_logits(model, images):
     """Decoder logits with each latent variable set to its posterior mode."""
     latent = model.get_layer("latent")
-    eval_mode = latent.eval_mode
-    latent.eval_mode = "mode"
-    try:
-        logits = model(images, training=False)
-    finally:
-        latent.eval_mode = eval_mode
-    return keras.ops.convert_to_numpy(logits)
+    logits = keras.ops.convert_to_numpy(model.get_layer("encoder")(images))
+    logits = logits.reshape(len(images), latent.num_variables, -1)
+    codes = np.eye(latent.num_categories, dtype="float32")[logits.argmax(-1)]
+    decoder_logits = model.get_layer("decoder")(codes, training=False)
+    return keras.ops.convert_to_numpy(decoder_logits)
 
 
 def save_grid(path, rows, title):
@@ -317,16 +325,21 @@ def main(argv=None):
         f"backend {keras.backend.backend()}"
     )
 
+    total_steps = args.epochs * math.ceil(len(x_train) / args.batch_size)
+    schedule = temperature_schedule(
+        total_steps, args.initial_temperature, args.minimum_temperature
+    )
     model = build_model(
-        x_train.shape[-1], num_variables, num_categories, args.hard, args.seed
+        x_train.shape[-1],
+        num_variables,
+        num_categories,
+        schedule,
+        args.hard,
+        args.seed,
     )
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras_latent.losses.SummedBinaryCrossentropy(from_logits=True),
-    )
-    total_steps = args.epochs * math.ceil(len(x_train) / args.batch_size)
-    annealing = temperature_annealing(
-        total_steps, args.initial_temperature, args.minimum_temperature
     )
     recorder = EpochRecorder()
     model.fit(
@@ -335,7 +348,7 @@ def main(argv=None):
         batch_size=args.batch_size,
         epochs=args.epochs,
         validation_data=(x_test, x_test),
-        callbacks=[annealing, recorder],
+        callbacks=[recorder],
         verbose=args.verbose,
     )
 
@@ -380,10 +393,10 @@ def main(argv=None):
         "seed": args.seed,
         "batch_size": args.batch_size,
         "temperature_schedule": {
-            "initial": annealing.initial,
-            "minimum": annealing.minimum,
-            "rate": annealing.rate,
-            "update_every": annealing.update_every,
+            "initial": schedule.initial,
+            "minimum": schedule.minimum,
+            "rate": schedule.rate,
+            "update_every": schedule.update_every,
             "total_steps": total_steps,
         },
         "test_neg_elbo": final["test_neg_elbo"],

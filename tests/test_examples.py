@@ -94,24 +94,25 @@ def test_categorical_vae_prints_no_line_of_its_own_per_epoch(short_run):
 
 
 def test_categorical_vae_anneals_to_its_floor_within_the_run(short_run):
-    # 6 steps: the floor comes at step 3, so the temperature in force at
-    # the end of epoch 1 (set at step 2) is 2 ** (-2 / 3), and 0.5 at the
-    # end of epoch 2.
+    # 6 steps: the floor comes at step 3, so the temperature of the last
+    # step of epoch 1 (step 2) is 2 ** (-2 / 3), and 0.5 at the end of
+    # epoch 2 (step 5). The schedule's rate is 1e-5 (relative) steeper than
+    # log(2) / 3, so that float32 lands on the floor.
     output_dir, _ = short_run
     metrics = json.loads((output_dir / "metrics.json").read_text())
     temperatures = [record["temperature"] for record in metrics["history"]]
-    np.testing.assert_allclose(temperatures, [2 ** (-2 / 3), 0.5], rtol=1e-6)
+    np.testing.assert_allclose(temperatures, [2 ** (-2 / 3), 0.5], rtol=1e-5)
     assert metrics["temperature_schedule"]["total_steps"] == 6
 
 
 @pytest.mark.parametrize("total_steps", [2, 15, 1500, 60000, 1234567])
-def test_temperature_annealing_reaches_the_floor_at_half_the_run(
+def test_temperature_schedule_reaches_the_floor_at_half_the_run(
     total_steps,
 ):
     example = load_example("categorical_vae")
-    annealing = example.temperature_annealing(total_steps, 1.0, 0.5)
-    update_steps = range(0, total_steps, annealing.update_every)
-    temperatures = [annealing.temperature_at(step) for step in update_steps]
+    schedule = example.temperature_schedule(total_steps, 1.0, 0.5)
+    update_steps = range(0, total_steps, schedule.update_every)
+    temperatures = [float(schedule(step)) for step in update_steps]
     assert temperatures[0] == 1.0
     floor_steps = [
         step
