@@ -41,7 +41,7 @@ Keras applies to its built-in layers), then the checks below, each named in
   initial values, is saved to a `.keras` file and loaded with
   `keras.saving.load_model(..., safe_mode=True)`; the loaded layer has the
   same class, config and variable values, and gives identical outputs and
-  losses in training (same seed) and inference, and identical `predict`.
+  losses in training (same seed) and inference.
 - `training`: `Dense -> layer -> Dense` fits one step with `model.fit`
   (compiled where the backend compiles by default); the loss is finite, the
   weights stay finite, and the Dense layer before the layer under test
