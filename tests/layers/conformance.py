@@ -46,6 +46,8 @@ Keras applies to its built-in layers), then the checks below, each named in
   (compiled where the backend compiles by default); the loss is finite, the
   weights stay finite, and the Dense layer before the layer under test
   changes, so the gradient reaches through the layer.
+  `check_layers_train_together` runs it for several layers in one model,
+  with one compilation instead of one per layer.
 
 Every case must fix the `seed` of a layer that draws noise: the checks
 compare two layers, or a layer and its reloaded copy, at the same seed.
@@ -96,22 +98,45 @@ class AttachMask(keras.layers.Layer):
         return input_shape[0]
 
 
-def check_layer_conformance(
-    layer_cls,
-    init_kwargs,
-    input_shape,
-    expected_output_shape,
-    expected_num_trainable_weights,
-    expected_num_non_trainable_weights,
-    expected_num_seed_generators,
-    expected_num_losses,
-    supports_masking,
-    mask_shape=None,
-    float32_losses=False,
-    checks=CHECKS,
-    tmp_path=None,
-):
+def check_layer_conformance(*, checks=CHECKS, tmp_path=None, **arguments):
     """Checks that a layer behaves as Keras expects of any layer.
+
+    Args:
+        checks: the names in `CHECKS` to run.
+        tmp_path: a directory for the `.keras` file of the `saving` check.
+        **arguments: the arguments of `LayerCase`: the layer and what it is
+            expected to hold.
+    """
+    case = LayerCase(**arguments)
+    for check in checks:
+        if check not in CHECKS:
+            raise ValueError(
+                f"Unknown check {check!r}; expected one of {CHECKS}"
+            )
+        if check == "saving":
+            if tmp_path is None:
+                raise ValueError("The `saving` check needs a `tmp_path`.")
+            check_saving(case, tmp_path)
+        elif check.startswith("mixed_"):
+            check_mixed_precision(case, check)
+        else:
+            CHECK_FUNCTIONS[check](case)
+
+
+def check_layers_train_together(*arguments):
+    """The `training` check of several layers in one model and one fit.
+
+    Args:
+        *arguments: for each layer, a dict of the arguments of `LayerCase`;
+            all input shapes must have the same batch size.
+    """
+    check_training(
+        *(LayerCase(**case_arguments) for case_arguments in arguments)
+    )
+
+
+class LayerCase:
+    """A layer to check, what it is expected to hold, and its inputs.
 
     Args:
         layer_cls: the layer class.
@@ -131,42 +156,35 @@ def check_layer_conformance(
             main input's shape without its last axis.
         float32_losses: whether the losses under a mixed policy must equal
             the float32 losses of the rounded inputs.
-        checks: the names in `CHECKS` to run.
-        tmp_path: a directory for the `.keras` file of the `saving` check.
     """
-    case = LayerCase(
-        layer_cls=layer_cls,
-        init_kwargs=init_kwargs,
-        input_shape=input_shape,
-        expected_output_shape=expected_output_shape,
-        expected_num_trainable_weights=expected_num_trainable_weights,
-        expected_num_non_trainable_weights=expected_num_non_trainable_weights,
-        expected_num_seed_generators=expected_num_seed_generators,
-        expected_num_losses=expected_num_losses,
-        supports_masking=supports_masking,
-        mask_shape=mask_shape,
-        float32_losses=float32_losses,
-    )
-    for check in checks:
-        if check not in CHECKS:
-            raise ValueError(
-                f"Unknown check {check!r}; expected one of {CHECKS}"
-            )
-        if check == "saving":
-            if tmp_path is None:
-                raise ValueError("The `saving` check needs a `tmp_path`.")
-            check_saving(case, tmp_path)
-        elif check.startswith("mixed_"):
-            check_mixed_precision(case, check)
-        else:
-            CHECK_FUNCTIONS[check](case)
 
-
-class LayerCase:
-    """The arguments of `check_layer_conformance`, with the inputs."""
-
-    def __init__(self, **kwargs):
-        self.__dict__.update(kwargs)
+    def __init__(
+        self,
+        layer_cls,
+        init_kwargs,
+        input_shape,
+        expected_output_shape,
+        expected_num_trainable_weights,
+        expected_num_non_trainable_weights,
+        expected_num_seed_generators,
+        expected_num_losses,
+        supports_masking,
+        mask_shape=None,
+        float32_losses=False,
+    ):
+        self.layer_cls = layer_cls
+        self.init_kwargs = init_kwargs
+        self.input_shape = input_shape
+        self.expected_output_shape = expected_output_shape
+        self.expected_num_trainable_weights = expected_num_trainable_weights
+        self.expected_num_non_trainable_weights = (
+            expected_num_non_trainable_weights
+        )
+        self.expected_num_seed_generators = expected_num_seed_generators
+        self.expected_num_losses = expected_num_losses
+        self.supports_masking = supports_masking
+        self.mask_shape = mask_shape
+        self.float32_losses = float32_losses
         shapes = self.input_shape
         self.input_names = list(shapes) if isinstance(shapes, dict) else None
         rng = np.random.default_rng(20261126)
@@ -198,28 +216,27 @@ class LayerCase:
         if self.input_names is None:
             return keras.Input(self.main_shape[1:])
         return {
-            name: keras.Input(tuple(shape[1:]), name=name)
+            name: keras.Input(tuple(shape[1:]))
             for name, shape in self.input_shape.items()
         }
 
-    def model(self, before=None):
-        """A functional model of the layer (after `before` on the main
-        input), its layer, and the model's inputs in order."""
+    def graph(self, before=None):
+        """The layer on `keras.Input` tensors (its main input through
+        `before`, if given): returns the inputs and their data as lists in
+        the same order, the layer, and its symbolic outputs."""
         inputs = self.symbolic_inputs()
         layer = self.make_layer()
         if self.input_names is None:
             main = inputs if before is None else before(inputs)
-            outputs = layer(main)
-            model_inputs, data = inputs, self.inputs
-        else:
-            arguments = dict(inputs)
-            first = self.input_names[0]
-            if before is not None:
-                arguments[first] = before(arguments[first])
-            outputs = layer(**arguments)
-            model_inputs = [inputs[name] for name in self.input_names]
-            data = [self.inputs[name] for name in self.input_names]
-        return keras.Model(model_inputs, outputs), layer, data
+            return [inputs], [self.inputs], layer, layer(main)
+        arguments = dict(inputs)
+        first = self.input_names[0]
+        if before is not None:
+            arguments[first] = before(arguments[first])
+        outputs = layer(**arguments)
+        model_inputs = [inputs[name] for name in self.input_names]
+        data = [self.inputs[name] for name in self.input_names]
+        return model_inputs, data, layer, outputs
 
     def unknown_batch(self, shape):
         return (None, *shape[1:])
@@ -281,11 +298,14 @@ def move_variables(layer, rng):
 
 def run_keras_layer_test(case):
     if case.input_names is None:
-        input_shape = tuple(case.main_shape)
+        inputs = {"input_data": case.inputs}
     else:
-        input_shape = {
-            f"{name}_shape": tuple(shape)
-            for name, shape in case.input_shape.items()
+        # Keras's test builds with `build(key_shape=..., ...)`: shapes only.
+        inputs = {
+            "input_shape": {
+                f"{name}_shape": tuple(shape)
+                for name, shape in case.input_shape.items()
+            }
         }
     expected_output_shape = case.expected_output_shape
     if not is_shape(expected_output_shape):
@@ -293,7 +313,7 @@ def run_keras_layer_test(case):
     keras_test_case.TestCase().run_layer_test(
         case.layer_cls,
         case.init_kwargs,
-        input_shape=input_shape,
+        **inputs,
         expected_output_shape=expected_output_shape,
         expected_num_trainable_weights=case.expected_num_trainable_weights,
         expected_num_non_trainable_weights=(
@@ -503,7 +523,8 @@ def check_masking(case):
 
 
 def check_saving(case, tmp_path):
-    model, layer, data = case.model()
+    inputs, data, layer, outputs = case.graph()
+    model = keras.Model(inputs, outputs)
     move_variables(layer, np.random.default_rng(2))
     path = tmp_path / f"{case.layer_cls.__name__}.keras"
     model.save(path)
@@ -534,40 +555,54 @@ def check_saving(case, tmp_path):
         assert loss_values(loaded.losses) == loss_values(model.losses), message
 
 
-def check_training(case):
+def check_training(*cases):
+    """The `training` check of several cases at once, in one model: each
+    layer behind its own Dense layer, all heads summed, one compiled fit
+    step (one compilation instead of one per case)."""
     keras.utils.set_random_seed(3)
-    before = keras.layers.Dense(case.main_shape[-1], name="before")
-    model, _, data = case.model(before=before)
-    features = [
-        keras.layers.Flatten()(output)
-        for output in keras.tree.flatten(model.outputs)
-    ]
-    if len(features) > 1:
-        features = [keras.layers.Concatenate()(features)]
-    head = keras.layers.Dense(1, name="head")(features[0])
-    model = keras.Model(model.inputs, head)
+    batch_sizes = {case.main_shape[0] for case in cases}
+    assert len(batch_sizes) == 1, "The cases must share their batch size."
+    inputs, data, heads, befores = [], [], [], []
+    for case in cases:
+        before = keras.layers.Dense(case.main_shape[-1])
+        case_inputs, case_data, _, outputs = case.graph(before=before)
+        features = [
+            keras.layers.Flatten()(output)
+            for output in keras.tree.flatten(outputs)
+        ]
+        if len(features) > 1:
+            features = [keras.layers.Concatenate()(features)]
+        heads.append(keras.layers.Dense(1)(features[0]))
+        inputs += case_inputs
+        data += case_data
+        befores.append(before)
+    prediction = heads[0] if len(heads) == 1 else keras.layers.Add()(heads)
+    model = keras.Model(inputs, prediction)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    targets = np.random.default_rng(4).normal(size=(case.main_shape[0], 1))
-    kernel_before = ops.convert_to_numpy(before.kernel)
+    (batch_size,) = batch_sizes
+    targets = np.random.default_rng(4).normal(size=(batch_size, 1))
+    kernels_before = [ops.convert_to_numpy(dense.kernel) for dense in befores]
     # Small inputs keep sparsemax and entmax off one-hot outputs, where
     # their Jacobian, and so the gradient, is zero.
-    data = keras.tree.map_structure(lambda x: 0.25 * x, data)
+    data = [0.25 * x for x in data]
     history = model.fit(
         data,
         targets.astype("float32"),
-        batch_size=case.main_shape[0],
+        batch_size=batch_size,
         epochs=1,
         verbose=0,
     )
     assert np.isfinite(history.history["loss"][0])
     for weight in model.weights:
         if keras.backend.is_float_dtype(weight.dtype):
-            assert np.all(np.isfinite(ops.convert_to_numpy(weight))), (
-                weight.path
-            )
-    assert not np.array_equal(
-        ops.convert_to_numpy(before.kernel), kernel_before
-    )
+            values = ops.convert_to_numpy(weight)
+            assert np.all(np.isfinite(values)), weight.path
+    for case, dense, kernel in zip(cases, befores, kernels_before, strict=True):
+        changed = ops.convert_to_numpy(dense.kernel)
+        assert not np.array_equal(changed, kernel), (
+            f"No gradient reached through {case.layer_cls.__name__} with "
+            f"{case.init_kwargs}."
+        )
 
 
 CHECK_FUNCTIONS = {
