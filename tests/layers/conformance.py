@@ -341,6 +341,7 @@ def check_config(case):
     config = layer.get_config()
     assert json.loads(json.dumps(config)) == config
     for name, value in case.init_kwargs.items():
+        assert name in config, f"The config lacks `{name}`."
         assert config[name] == expected_config_value(value), name
     clone = case.layer_cls.from_config(config)
     assert clone.get_config() == config
