@@ -1,11 +1,13 @@
 """Every layer passes the same conformance checks (see `conformance.py`).
 
 `LAYER_CASES` is the one table of what each layer is expected to hold: its
-weight, seed-generator and loss counts and whether it supports Keras masks.
-A change to a layer's state (a new variable, masking support) is made here,
-in one place. The rows also cover the layer options whose config, shapes,
-saving and mixed precision differ: input forms and ranks, priors, hard
-samples, eval modes, normalizers, trainable memory or memory inputs.
+weight, seed-generator and loss counts and whether it supports Keras masks;
+what a whole layer class holds (its non-trainable weights, mask support) is
+read from `NON_TRAINABLE_WEIGHTS` and `SUPPORTS_MASKING`, so that a change
+of a layer's state is made in one place. The rows also cover the layer
+options whose config, shapes, saving and mixed precision differ: input
+forms and ranks, priors, hard samples, eval modes, normalizers, trainable
+memory or memory inputs.
 """
 
 import keras
@@ -22,11 +24,26 @@ from tests.layers.conformance import CHECKS
 from tests.layers.conformance import check_layer_conformance
 from tests.layers.conformance import check_layers_train_together
 
-# Non-trainable weights of each layer family, by name, so that a change of
-# state is made once: a relaxed layer holds its temperature; a latent layer
-# also its KL weight and the last KL.
-RELAXED_STATE = ("temperature",)
-LATENT_STATE = (*RELAXED_STATE, "kl_weight", "last_kl")
+# What each layer class holds, in one place: a change of state or of mask
+# support is made here. Non-trainable weights: the temperature of the
+# relaxed layers, and the KL weight and the last KL of the latent layers.
+NON_TRAINABLE_WEIGHTS = {
+    GumbelSoftmax: 1,
+    CategoricalLatent: 3,
+    BernoulliLatent: 3,
+    GroupedSoftmax: 0,
+    HiddenSoftmax: 0,
+    ContentAddressing: 0,
+}
+# HiddenSoftmax passes masks on as its base class, Dense, does.
+SUPPORTS_MASKING = {
+    GumbelSoftmax: False,
+    CategoricalLatent: False,
+    BernoulliLatent: False,
+    GroupedSoftmax: False,
+    HiddenSoftmax: True,
+    ContentAddressing: False,
+}
 
 LAYER_CASES = {
     "gumbel-softmax-rank2": dict(
@@ -35,10 +52,10 @@ LAYER_CASES = {
         input_shape=(2, 5),
         expected_output_shape=(2, 5),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=len(RELAXED_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[GumbelSoftmax],
         expected_num_seed_generators=1,
         expected_num_losses=0,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[GumbelSoftmax],
     ),
     "gumbel-softmax-hard-probs-rank3-axis1": dict(
         layer_cls=GumbelSoftmax,
@@ -48,10 +65,10 @@ LAYER_CASES = {
         input_shape=(2, 5, 3),
         expected_output_shape=(2, 5, 3),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=len(RELAXED_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[GumbelSoftmax],
         expected_num_seed_generators=1,
         expected_num_losses=0,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[GumbelSoftmax],
         mask_shape=(2,),
     ),
     "gumbel-softmax-sample-rank3": dict(
@@ -60,10 +77,10 @@ LAYER_CASES = {
         input_shape=(2, 3, 5),
         expected_output_shape=(2, 3, 5),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=len(RELAXED_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[GumbelSoftmax],
         expected_num_seed_generators=1,
         expected_num_losses=0,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[GumbelSoftmax],
     ),
     "categorical-flat-rank2-uniform": dict(
         layer_cls=CategoricalLatent,
@@ -77,10 +94,12 @@ LAYER_CASES = {
         input_shape=(2, 12),
         expected_output_shape=(2, 3, 4),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=len(LATENT_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            CategoricalLatent
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=1,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[CategoricalLatent],
         float32_losses=True,
     ),
     "categorical-structured-rank3-learned-relaxed": dict(
@@ -100,10 +119,12 @@ LAYER_CASES = {
         input_shape=(2, 3, 4),
         expected_output_shape=(2, 3, 4),
         expected_num_trainable_weights=1,
-        expected_num_non_trainable_weights=len(LATENT_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            CategoricalLatent
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=1,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[CategoricalLatent],
         mask_shape=(2,),
         float32_losses=True,
     ),
@@ -120,10 +141,12 @@ LAYER_CASES = {
         input_shape=(2, 3, 6),
         expected_output_shape=(2, 3, 2, 3),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=len(LATENT_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            CategoricalLatent
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=1,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[CategoricalLatent],
         float32_losses=True,
     ),
     "categorical-structured-rank4-fixed-vector": dict(
@@ -138,10 +161,12 @@ LAYER_CASES = {
         input_shape=(2, 3, 3, 4),
         expected_output_shape=(2, 3, 3, 4),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=len(LATENT_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            CategoricalLatent
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=1,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[CategoricalLatent],
         mask_shape=(2, 3),
         float32_losses=True,
     ),
@@ -158,10 +183,12 @@ LAYER_CASES = {
         input_shape=(2, 6),
         expected_output_shape=(2, 6),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=len(LATENT_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            BernoulliLatent
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=1,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[BernoulliLatent],
         float32_losses=True,
     ),
     "bernoulli-rank3-hard-sample": dict(
@@ -170,10 +197,12 @@ LAYER_CASES = {
         input_shape=(2, 3, 6),
         expected_output_shape=(2, 3, 6),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=len(LATENT_STATE),
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            BernoulliLatent
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=1,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[BernoulliLatent],
         float32_losses=True,
     ),
     "grouped-softmax-entmax15": dict(
@@ -182,10 +211,12 @@ LAYER_CASES = {
         input_shape=(2, 16),
         expected_output_shape=(2, 16),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            GroupedSoftmax
+        ],
         expected_num_seed_generators=0,
         expected_num_losses=0,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[GroupedSoftmax],
     ),
     "grouped-softmax-sparsemax-rank3": dict(
         layer_cls=GroupedSoftmax,
@@ -193,10 +224,12 @@ LAYER_CASES = {
         input_shape=(2, 3, 16),
         expected_output_shape=(2, 3, 16),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            GroupedSoftmax
+        ],
         expected_num_seed_generators=0,
         expected_num_losses=0,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[GroupedSoftmax],
     ),
     "hidden-softmax-sparsemax-regularized": dict(
         layer_cls=HiddenSoftmax,
@@ -212,10 +245,10 @@ LAYER_CASES = {
         input_shape=(2, 10),
         expected_output_shape=(2, 16),
         expected_num_trainable_weights=1,
-        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[HiddenSoftmax],
         expected_num_seed_generators=0,
         expected_num_losses=1,
-        supports_masking=True,
+        supports_masking=SUPPORTS_MASKING[HiddenSoftmax],
     ),
     "hidden-softmax-entmax15-rank3": dict(
         layer_cls=HiddenSoftmax,
@@ -228,10 +261,10 @@ LAYER_CASES = {
         input_shape=(2, 3, 10),
         expected_output_shape=(2, 3, 8),
         expected_num_trainable_weights=2,
-        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[HiddenSoftmax],
         expected_num_seed_generators=0,
         expected_num_losses=0,
-        supports_masking=True,
+        supports_masking=SUPPORTS_MASKING[HiddenSoftmax],
     ),
     "content-addressing-own-memory-entmax15": dict(
         layer_cls=ContentAddressing,
@@ -249,10 +282,12 @@ LAYER_CASES = {
         input_shape=(2, 5),
         expected_output_shape=((2, 5), (2, 6)),
         expected_num_trainable_weights=2,
-        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            ContentAddressing
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=0,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[ContentAddressing],
     ),
     "content-addressing-own-memory-gumbel": dict(
         layer_cls=ContentAddressing,
@@ -262,10 +297,12 @@ LAYER_CASES = {
         input_shape=(2, 3, 5),
         expected_output_shape=(2, 3, 5),
         expected_num_trainable_weights=2,
-        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            ContentAddressing
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=0,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[ContentAddressing],
     ),
     "content-addressing-memory-input": dict(
         layer_cls=ContentAddressing,
@@ -283,10 +320,12 @@ LAYER_CASES = {
         },
         expected_output_shape=((2, 3, 4), (2, 3, 6)),
         expected_num_trainable_weights=0,
-        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            ContentAddressing
+        ],
         expected_num_seed_generators=1,
         expected_num_losses=0,
-        supports_masking=False,
+        supports_masking=SUPPORTS_MASKING[ContentAddressing],
     ),
 }
 
