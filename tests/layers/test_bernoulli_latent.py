@@ -1,12 +1,12 @@
-"""Tests of the `BernoulliLatent` layer: shapes, eval modes, KL, config.
+"""Tests of the `BernoulliLatent` layer: outputs, eval modes, KL, errors.
 
-The references are written here in NumPy (sigmoid, the Bernoulli KL) or
-SciPy (a binomial test), never computed with keras-latent. Fit-based
-checks (KL logs, fresh noise in compiled steps, mixed-precision training)
-are in `tests/layers/test_training.py`.
+The references are NumPy or SciPy ones (sigmoid, the Bernoulli KL of
+`tests/references.py`, a binomial test), never computed with keras-latent.
+Config, shapes and saving are checked in `tests/layers/test_conformance.py`;
+fit-based checks (KL logs, fresh noise in compiled steps, mixed-precision
+training) in `tests/layers/test_training.py`.
 """
 
-import json
 import re
 
 import keras
@@ -18,6 +18,7 @@ from scipy import stats
 
 from keras_latent import schedules
 from keras_latent.layers import BernoulliLatent
+from tests import references
 from tests.arrays import to_numpy
 from tests.layers.model_kinds import MODEL_KINDS
 from tests.layers.model_kinds import build_model
@@ -30,28 +31,10 @@ SHAPES = [(5, 6), (2, 3, 6)]
 SHAPE_IDS = ["rank2", "rank3"]
 
 
-def bernoulli_kl(logits, prior_probability):
-    """KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior)), elementwise."""
-    q = special.expit(np.asarray(logits, np.float64))
-    p = prior_probability
-    return q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
-
-
 def kl_loss(layer):
     """The one loss the layer added in its last call, as a float."""
     assert len(layer.losses) == 1
     return float(to_numpy(layer.losses[0]))
-
-
-@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
-def test_symbolic_output_shape_and_compute_output_shape(shape):
-    layer = BernoulliLatent()
-    outputs = layer(keras.Input(shape=shape[1:]))
-    assert tuple(outputs.shape) == (None, *shape[1:])
-    assert layer.compute_output_shape((None, *shape[1:])) == (
-        None,
-        *shape[1:],
-    )
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
@@ -119,7 +102,7 @@ def test_kl_loss_is_the_weighted_batch_mean_of_the_summed_analytic_kl(
     layer = BernoulliLatent(
         prior_probability=prior_probability, kl_weight=0.3, seed=6
     )
-    kl = bernoulli_kl(logits, prior_probability)
+    kl = references.bernoulli_kl(logits, special.logit(prior_probability))
     expected = 0.3 * np.mean(np.sum(kl, axis=-1))
     assert expected > 0.1
     for training in [True, False]:
@@ -136,35 +119,6 @@ def test_kl_is_finite_for_saturated_logits():
     np.testing.assert_allclose(
         kl_loss(layer), 2 * q_one + 2 * q_zero, rtol=1e-5
     )
-
-
-def test_config_round_trip():
-    layer = BernoulliLatent(
-        temperature=0.7,
-        hard=True,
-        prior_probability=0.25,
-        kl_weight=0.5,
-        eval_mode="probs",
-        seed=11,
-        name="bits",
-    )
-    config = layer.get_config()
-    assert json.loads(json.dumps(config)) == config
-    expected = {
-        "temperature": 0.7,
-        "hard": True,
-        "prior_probability": 0.25,
-        "kl_weight": 0.5,
-        "eval_mode": "probs",
-        "seed": 11,
-        "name": "bits",
-    }
-    assert {key: config[key] for key in expected} == expected
-    clone = BernoulliLatent.from_config(config)
-    assert clone.get_config() == config
-    restored = keras.layers.deserialize(keras.layers.serialize(layer))
-    assert isinstance(restored, BernoulliLatent)
-    assert restored.get_config() == config
 
 
 def test_config_keeps_the_configured_schedule_not_the_value_in_force():
@@ -189,7 +143,7 @@ def test_works_in_sequential_functional_and_subclassed_models(kind, rng):
     soft = to_numpy(model(x, training=True))
     assert soft.shape == (5, 6)
     assert np.all(soft > 0.0) and np.all(soft < 1.0)
-    expected = 0.5 * np.mean(np.sum(bernoulli_kl(logits, 0.5), axis=-1))
+    expected = 0.5 * np.mean(np.sum(references.bernoulli_kl(logits), axis=-1))
     assert len(model.losses) == 1
     np.testing.assert_allclose(
         float(to_numpy(model.losses[0])), expected, rtol=1e-4
@@ -206,7 +160,9 @@ def test_mixed_precision_output_dtype_and_float32_kl(policy, hard, rng):
     compute_dtype = keras.DTypePolicy(policy).compute_dtype
     logits = (3.0 * rng.normal(size=(5, 6))).astype("float32")
     rounded = to_numpy(ops.cast(ops.convert_to_tensor(logits), compute_dtype))
-    expected = np.mean(np.sum(bernoulli_kl(rounded, 0.3), axis=-1))
+    expected = np.mean(
+        np.sum(references.bernoulli_kl(rounded, special.logit(0.3)), axis=-1)
+    )
     for eval_mode in ["mode", "sample", "probs"]:
         layer = BernoulliLatent(
             hard=hard, prior_probability=0.3, eval_mode=eval_mode, seed=12

@@ -1,13 +1,14 @@
-"""Tests of the `CategoricalLatent` layer: shapes, eval modes, KL, config.
+"""Tests of the `CategoricalLatent` layer: outputs, eval modes, KL, errors.
 
-The KL references are written here in NumPy (the analytic categorical KL)
-or taken from TensorFlow Probability's NumPy substrate (the Concrete
-density of `RelaxedOneHotCategorical`), never from keras-latent. Fit-based
-checks (KL logs, fresh noise in compiled steps, mixed-precision training)
-are in `tests/layers/test_training.py`.
+The KL references are NumPy ones (the analytic categorical KL, from
+`tests/references.py`) or taken from TensorFlow Probability's NumPy
+substrate (the Concrete density of `RelaxedOneHotCategorical`), never from
+keras-latent. Config, shapes and saving of every input form and prior are
+checked in `tests/layers/test_conformance.py`; fit-based checks (KL logs,
+fresh noise in compiled steps, mixed-precision training) in
+`tests/layers/test_training.py`.
 """
 
-import json
 import re
 
 import keras
@@ -18,6 +19,7 @@ from tensorflow_probability.substrates import numpy as tfp
 
 from keras_latent import schedules
 from keras_latent.layers import CategoricalLatent
+from tests import references
 from tests.arrays import to_numpy
 from tests.layers.model_kinds import MODEL_KINDS
 from tests.layers.model_kinds import build_model
@@ -29,30 +31,9 @@ NUM_CATEGORIES = 4
 FLAT_SIZE = NUM_VARIABLES * NUM_CATEGORIES
 
 
-def log_softmax(x):
-    x = np.asarray(x, dtype=np.float64)
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-
-
-def one_hot_of_argmax(x):
-    return np.eye(x.shape[-1])[np.argmax(x, axis=-1)]
-
-
-def analytic_kl(logits, prior_log_probs):
-    """sum_k q_k (log q_k - log p_k), per variable."""
-    log_q = log_softmax(logits)
-    return np.sum(np.exp(log_q) * (log_q - prior_log_probs), axis=-1)
-
-
 def batch_mean_of_summed_kl(kl_per_variable):
     """Sum over the variables (last axis), mean over every batch axis."""
     return np.mean(np.sum(kl_per_variable, axis=-1))
-
-
-def assert_exact_one_hot(y):
-    assert set(np.unique(y)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(np.sum(y, axis=-1), 1.0)
 
 
 def kl_loss(layer):
@@ -86,16 +67,6 @@ def make_logits(rng, form, batch_shape):
 
 
 @pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
-def test_symbolic_output_shape_and_compute_output_shape(form, batch_shape):
-    shape = input_shape(form, batch_shape)
-    expected = (None, *batch_shape[1:], NUM_VARIABLES, NUM_CATEGORIES)
-    layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES)
-    outputs = layer(keras.Input(shape=shape[1:]))
-    assert tuple(outputs.shape) == expected
-    assert layer.compute_output_shape((None, *shape[1:])) == expected
-
-
-@pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
 def test_training_output_is_a_soft_point_of_the_simplex(form, batch_shape, rng):
     logits, _ = make_logits(rng, form, batch_shape)
     layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES, seed=1)
@@ -111,7 +82,7 @@ def test_hard_training_output_is_exactly_one_hot(form, batch_shape, rng):
     layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES, hard=True, seed=2)
     outputs = to_numpy(layer(logits, training=True))
     assert outputs.shape == (*batch_shape, NUM_VARIABLES, NUM_CATEGORIES)
-    assert_exact_one_hot(outputs)
+    references.assert_exact_one_hot(outputs)
 
 
 @pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
@@ -123,7 +94,9 @@ def test_mode_inference_is_the_one_hot_of_the_numpy_argmax(
         NUM_VARIABLES, NUM_CATEGORIES, eval_mode="mode", seed=3
     )
     outputs = to_numpy(layer(logits, training=False))
-    np.testing.assert_array_equal(outputs, one_hot_of_argmax(structured))
+    np.testing.assert_array_equal(
+        outputs, references.one_hot_of_argmax(structured)
+    )
 
 
 @pytest.mark.parametrize("form, batch_shape", INPUT_CASES, ids=INPUT_IDS)
@@ -132,7 +105,7 @@ def test_probs_inference_is_the_numpy_softmax(form, batch_shape, rng):
     layer = CategoricalLatent(NUM_VARIABLES, NUM_CATEGORIES, eval_mode="probs")
     outputs = to_numpy(layer(logits, training=False))
     np.testing.assert_allclose(
-        outputs, np.exp(log_softmax(structured)), rtol=1e-5
+        outputs, np.exp(references.log_softmax(structured)), rtol=1e-5
     )
 
 
@@ -143,7 +116,7 @@ def test_sample_inference_is_exactly_one_hot(form, batch_shape, rng):
     assert layer.eval_mode == "sample"
     outputs = to_numpy(layer(logits, training=False))
     assert outputs.shape == (*batch_shape, NUM_VARIABLES, NUM_CATEGORIES)
-    assert_exact_one_hot(outputs)
+    references.assert_exact_one_hot(outputs)
 
 
 def prior_cases(rng):
@@ -168,7 +141,7 @@ def test_kl_loss_is_the_weighted_batch_mean_of_the_summed_analytic_kl(
     if prior_name == "learned":
         prior = "learned"
         prior_logits = rng.normal(size=(NUM_VARIABLES, NUM_CATEGORIES))
-        prior_log_probs = log_softmax(prior_logits)
+        prior_log_probs = references.log_softmax(prior_logits)
     else:
         prior, prior_log_probs = prior_cases(rng)[prior_name]
     layer = CategoricalLatent(
@@ -178,7 +151,7 @@ def test_kl_loss_is_the_weighted_batch_mean_of_the_summed_analytic_kl(
     if prior_name == "learned":
         layer.prior_logits.assign(prior_logits.astype("float32"))
     expected = 0.3 * batch_mean_of_summed_kl(
-        analytic_kl(structured, prior_log_probs)
+        references.categorical_kl(structured, prior_log_probs)
     )
     assert expected > 0.1
     for training in [True, False]:
@@ -215,8 +188,8 @@ def test_learned_prior_is_trainable_and_receives_the_kl_gradient(rng):
 
     prior_logits = rng.normal(size=(NUM_VARIABLES, NUM_CATEGORIES))
     result = gradient(loss_of_prior_logits, prior_logits.astype("float32"))
-    q = np.exp(log_softmax(structured))
-    p = np.exp(log_softmax(prior_logits))
+    q = np.exp(references.log_softmax(structured))
+    p = np.exp(references.log_softmax(prior_logits))
     expected = 0.5 * np.mean(p - q, axis=0)
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-6)
 
@@ -279,7 +252,7 @@ def test_relaxed_kl_at_inference_is_the_analytic_kl(rng):
     )
     layer(logits, training=False)
     expected = 2.0 * batch_mean_of_summed_kl(
-        analytic_kl(structured, prior_log_probs)
+        references.categorical_kl(structured, prior_log_probs)
     )
     np.testing.assert_allclose(kl_loss(layer), expected, rtol=1e-5)
 
@@ -314,46 +287,6 @@ def test_relaxed_kl_estimate_averages_to_the_kl_between_concretes():
     )
 
 
-@pytest.mark.parametrize(
-    "prior",
-    ["uniform", "learned", [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]],
-    ids=["uniform", "learned", "fixed-matrix"],
-)
-def test_config_round_trip(prior):
-    layer = CategoricalLatent(
-        2,
-        3,
-        temperature=0.7,
-        hard=True,
-        prior=prior,
-        kl_weight=0.25,
-        kl="relaxed",
-        eval_mode="probs",
-        seed=11,
-        name="latent",
-    )
-    config = layer.get_config()
-    assert json.loads(json.dumps(config)) == config
-    expected = {
-        "num_variables": 2,
-        "num_categories": 3,
-        "temperature": 0.7,
-        "hard": True,
-        "prior": prior,
-        "kl_weight": 0.25,
-        "kl": "relaxed",
-        "eval_mode": "probs",
-        "seed": 11,
-        "name": "latent",
-    }
-    assert {key: config[key] for key in expected} == expected
-    clone = CategoricalLatent.from_config(config)
-    assert clone.get_config() == config
-    restored = keras.layers.deserialize(keras.layers.serialize(layer))
-    assert isinstance(restored, CategoricalLatent)
-    assert restored.get_config() == config
-
-
 def test_config_keeps_the_configured_schedule_not_the_value_in_force():
     schedule = schedules.ExponentialDecay(2.0, 0.5, rate=0.5)
     layer = CategoricalLatent(2, 3, temperature=schedule, kl_weight=0.5)
@@ -375,14 +308,12 @@ def test_works_in_sequential_functional_and_subclassed_models(kind, rng):
     model = build_model(kind, latent, 5, FLAT_SIZE)
     logits = dense_logits(model, x).reshape(5, NUM_VARIABLES, NUM_CATEGORIES)
     np.testing.assert_array_equal(
-        model.predict(x, verbose=0), one_hot_of_argmax(logits)
+        model.predict(x, verbose=0), references.one_hot_of_argmax(logits)
     )
     soft = to_numpy(model(x, training=True))
     assert soft.shape == (5, NUM_VARIABLES, NUM_CATEGORIES)
     np.testing.assert_allclose(np.sum(soft, axis=-1), 1.0, rtol=1e-5)
-    expected = 0.5 * batch_mean_of_summed_kl(
-        analytic_kl(logits, -np.log(NUM_CATEGORIES))
-    )
+    expected = 0.5 * batch_mean_of_summed_kl(references.categorical_kl(logits))
     assert len(model.losses) == 1
     np.testing.assert_allclose(
         float(to_numpy(model.losses[0])), expected, rtol=1e-4
@@ -408,9 +339,7 @@ def test_mixed_precision_output_dtype_and_float32_kl(policy, hard, rng):
     rounded = rounded_to(logits, compute_dtype).reshape(
         5, NUM_VARIABLES, NUM_CATEGORIES
     )
-    expected = batch_mean_of_summed_kl(
-        analytic_kl(rounded, -np.log(NUM_CATEGORIES))
-    )
+    expected = batch_mean_of_summed_kl(references.categorical_kl(rounded))
     for eval_mode in ["mode", "sample", "probs"]:
         for kl in ["categorical", "relaxed"]:
             layer = CategoricalLatent(

@@ -1,9 +1,10 @@
-"""Tests of the `ContentAddressing` layer: reads, config, saving, learning.
+"""Tests of the `ContentAddressing` layer: reads, precision, errors, learning.
 
-References are written here in NumPy (float64): the cosine similarity,
-softplus, softmax and the read as a weighted sum of rows, never computed
-with keras-latent. The last test trains a small model on an associative
-recall task with each normalizer.
+References are in NumPy (float64): the cosine similarity and softmax of
+`tests/references.py`, softplus and the read as a weighted sum of rows,
+never computed with keras-latent. Config, shapes and saving are checked in
+`tests/layers/test_conformance.py`. The last test trains a small model on
+an associative recall task with each normalizer.
 """
 
 import keras
@@ -12,10 +13,9 @@ import pytest
 from keras import ops
 
 from keras_latent.layers import ContentAddressing
+from tests import references
 from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
-from tests.ops.test_content_addressing_ops import cosine_reference
-from tests.ops.test_content_addressing_ops import softmax_reference
 
 NORMALIZERS = ["softmax", "sparsemax", "entmax15", "gumbel"]
 
@@ -25,11 +25,6 @@ def read_reference(weights, values):
     return np.sum(weights[..., :, None] * values, axis=-2)
 
 
-def assert_exact_one_hot(weights):
-    assert set(np.unique(weights)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(np.sum(weights, axis=-1), 1.0)
-
-
 def test_trainable_memory_read_matches_the_numpy_formula(rng):
     layer = ContentAddressing(
         num_slots=6, slot_size=5, key_strength=3.0, return_weights=True
@@ -37,7 +32,9 @@ def test_trainable_memory_read_matches_the_numpy_formula(rng):
     keys = rng.normal(size=(4, 5)).astype("float32")
     read, weights = layer(keys)
     memory = to_numpy(layer.memory)
-    expected_weights = softmax_reference(3.0 * cosine_reference(keys, memory))
+    expected_weights = references.softmax(
+        3.0 * references.cosine_similarity(keys, memory)
+    )
     np.testing.assert_allclose(
         to_numpy(weights), expected_weights, rtol=1e-5, atol=1e-6
     )
@@ -59,8 +56,8 @@ def test_memory_values_heads_and_key_strength_inputs_match_numpy(rng):
         keys, memory=memory, values=values, key_strength=strength
     )
     beta = np.log1p(np.exp(strength.astype(np.float64)))
-    expected_weights = softmax_reference(
-        beta * cosine_reference(keys, memory[:, None])
+    expected_weights = references.softmax(
+        beta * references.cosine_similarity(keys, memory[:, None])
     )
     assert tuple(read.shape) == (2, 3, 4)
     assert tuple(weights.shape) == (2, 3, 6)
@@ -112,7 +109,7 @@ def test_gumbel_training_weights_are_one_hot_with_finite_gradient(rng):
     )
     keys = rng.normal(size=(32, 5)).astype("float32")
     _, weights = layer(keys, training=True)
-    assert_exact_one_hot(to_numpy(weights))
+    references.assert_exact_one_hot(to_numpy(weights))
     read_weights = ops.convert_to_tensor(
         rng.normal(size=(32, 5)).astype("float32")
     )
@@ -134,7 +131,7 @@ def test_gumbel_inference_reads_the_most_similar_row(rng):
     keys = rng.normal(size=(10, 5)).astype("float32")
     read, weights = layer(keys, training=False)
     memory = to_numpy(layer.memory)
-    winners = np.argmax(cosine_reference(keys, memory), axis=-1)
+    winners = np.argmax(references.cosine_similarity(keys, memory), axis=-1)
     np.testing.assert_array_equal(to_numpy(weights), np.eye(6)[winners])
     np.testing.assert_allclose(to_numpy(read), memory[winners], rtol=1e-6)
 
@@ -173,97 +170,6 @@ def test_zero_key_and_zero_memory_row_give_no_nan(normalizer, rng):
     assert np.all(np.isfinite(memory_gradient))
 
 
-@pytest.mark.parametrize("return_weights", [False, True])
-def test_symbolic_shapes_match_compute_output_shape(return_weights):
-    layer = ContentAddressing(key_strength=None, return_weights=return_weights)
-    outputs = layer(
-        keras.Input((3, 5)),
-        memory=keras.Input((6, 5)),
-        values=keras.Input((6, 4)),
-        key_strength=keras.Input((3, 1)),
-    )
-    expected = layer.compute_output_shape(
-        (None, 3, 5),
-        memory_shape=(None, 6, 5),
-        values_shape=(None, 6, 4),
-        key_strength_shape=(None, 3, 1),
-    )
-    if return_weights:
-        assert expected == ((None, 3, 4), (None, 3, 6))
-        assert tuple(tuple(x.shape) for x in outputs) == expected
-    else:
-        assert expected == (None, 3, 4)
-        assert tuple(outputs.shape) == expected
-
-
-def test_config_round_trip_gives_the_same_layer_and_outputs(rng):
-    layer = ContentAddressing(
-        num_slots=6,
-        slot_size=5,
-        normalizer="entmax15",
-        key_strength=2.5,
-        return_weights=True,
-        memory_initializer=keras.initializers.RandomNormal(seed=1),
-        epsilon=1e-5,
-        seed=7,
-        name="addressing",
-    )
-    keys = rng.normal(size=(3, 5)).astype("float32")
-    read, weights = layer(keys)
-    config = layer.get_config()
-    clone = ContentAddressing.from_config(config)
-    clone(keys)
-    clone.set_weights(layer.get_weights())
-    assert clone.get_config() == config
-    clone_read, clone_weights = clone(keys)
-    np.testing.assert_array_equal(to_numpy(clone_read), to_numpy(read))
-    np.testing.assert_array_equal(to_numpy(clone_weights), to_numpy(weights))
-
-
-def trainable_memory_model():
-    keys = keras.Input((5,))
-    read = ContentAddressing(
-        num_slots=6, slot_size=5, normalizer="gumbel", seed=8
-    )(keys)
-    return keras.Model(keys, read), keras.random.normal((3, 5), seed=9)
-
-
-def memory_input_model():
-    keys = keras.Input((2, 5))
-    memory = keras.Input((6, 5))
-    values = keras.Input((6, 4))
-    strength = keras.Input((2, 1))
-    outputs = ContentAddressing(
-        normalizer="sparsemax", key_strength=None, return_weights=True
-    )(keys, memory=memory, values=values, key_strength=strength)
-    inputs = [
-        keras.random.normal(shape, seed=seed)
-        for seed, shape in enumerate([(3, 2, 5), (3, 6, 5), (3, 6, 4)])
-    ]
-    inputs.append(keras.random.normal((3, 2, 1), seed=10))
-    return keras.Model([keys, memory, values, strength], outputs), inputs
-
-
-@pytest.mark.parametrize(
-    "build_model",
-    [trainable_memory_model, memory_input_model],
-    ids=["trainable-memory", "memory-input"],
-)
-def test_keras_save_and_safe_mode_load_give_identical_outputs(
-    build_model, tmp_path
-):
-    model, inputs = build_model()
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    for output, loaded_output in zip(
-        keras.tree.flatten(model.predict(inputs, verbose=0)),
-        keras.tree.flatten(loaded.predict(inputs, verbose=0)),
-        strict=True,
-    ):
-        np.testing.assert_array_equal(output, loaded_output)
-
-
 @pytest.mark.parametrize(
     "policy, tolerance",
     [("mixed_float16", 2e-3), ("mixed_bfloat16", 1.6e-2)],
@@ -282,8 +188,8 @@ def test_mixed_precision_output_in_compute_dtype_close_to_float32(
     assert layer.raw_key_strength.dtype == "float32"
     rounded_keys = to_numpy(ops.cast(keys, compute_dtype))
     rounded_memory = to_numpy(ops.cast(memory, compute_dtype))
-    expected = softmax_reference(
-        4.0 * cosine_reference(rounded_keys, rounded_memory)
+    expected = references.softmax(
+        4.0 * references.cosine_similarity(rounded_keys, rounded_memory)
     )
     np.testing.assert_allclose(to_numpy(weights), expected, atol=tolerance)
 

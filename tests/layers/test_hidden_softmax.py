@@ -1,10 +1,11 @@
 """Tests of the `GroupedSoftmax` and `HiddenSoftmax` layers.
 
 Outputs are compared with the float64 NumPy references of
-`tests/ops/test_grouped_normalize.py` (softmax by definition, sparsemax by
-sort, 1.5-entmax by bisection), applied to the layer's own weights; the
-regularization losses with NumPy formulas. Nothing here is computed by
-keras-latent itself.
+`tests/references.py` (softmax by definition, sparsemax by sort, 1.5-entmax
+by root finding), applied to the layer's own weights; the regularization
+losses with NumPy formulas. Nothing here is computed by keras-latent
+itself. Config, shapes, saving and masks are checked in
+`tests/layers/test_conformance.py`.
 """
 
 import re
@@ -16,8 +17,8 @@ import pytest
 from keras_latent.layers import GroupedSoftmax
 from keras_latent.layers import HiddenSoftmax
 from keras_latent.regularizers import Entropy
+from tests import references
 from tests.arrays import to_numpy
-from tests.ops.test_grouped_normalize import grouped_reference
 
 NORMALIZERS = ("softmax", "sparsemax", "entmax15")
 # The op tests run the normalizers on batches of 6 rows of 48 units in 1 or
@@ -26,10 +27,6 @@ NORMALIZERS = ("softmax", "sparsemax", "entmax15")
 BATCH_SIZE = 6
 INPUT_DIM = 10
 UNITS = 48
-
-
-def group_sums(p, groups):
-    return p.reshape(*p.shape[:-1], groups, p.shape[-1] // groups).sum(-1)
 
 
 def mean_entropy(p, groups):
@@ -44,7 +41,7 @@ def dense_reference(layer, x):
     pre_activation = np.asarray(x, "float64") @ to_numpy(layer.kernel)
     if layer.use_bias:
         pre_activation = pre_activation + to_numpy(layer.bias)
-    return grouped_reference(
+    return references.grouped(
         pre_activation, layer.groups, layer.normalizer, layer.temperature
     )
 
@@ -80,7 +77,9 @@ def test_hidden_softmax_is_grouped_normalize_of_the_dense_projection(
     outputs = to_numpy(layer(inputs))
     expected = dense_reference(layer, inputs)
     np.testing.assert_allclose(outputs, expected, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(group_sums(outputs, groups), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        references.group_sums(outputs, groups), 1.0, atol=1e-5
+    )
     if normalizer != "softmax":
         np.testing.assert_array_equal(outputs == 0.0, expected == 0.0)
 
@@ -112,7 +111,9 @@ def test_hidden_softmax_quantizes_like_dense(inputs):
     layer.quantize("int8")
     assert layer.dtype_policy.quantization_mode == "int8"
     outputs = to_numpy(layer(inputs))
-    np.testing.assert_allclose(group_sums(outputs, 16), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        references.group_sums(outputs, 16), 1.0, atol=1e-5
+    )
     # Weights and inputs rounded to 8 bits move the outputs a little.
     np.testing.assert_allclose(outputs, float_outputs, rtol=0, atol=0.05)
 
@@ -236,89 +237,15 @@ def test_training_loss_holds_the_regularizers_and_constraints_hold(inputs):
     assert to_numpy(constrained.bias).min() >= 0.0
 
 
-# HiddenSoftmax and GroupedSoftmax: configuration and saving.
+# HiddenSoftmax: configuration (the rest is in test_conformance.py).
 
 
-def test_hidden_softmax_config_round_trip(inputs):
-    layer = HiddenSoftmax(
-        UNITS,
-        groups=16,
-        temperature=0.5,
-        normalizer="sparsemax",
-        use_bias=False,
-        activity_regularizer=Entropy(weight=0.25, groups=16),
-        kernel_constraint=keras.constraints.NonNeg(),
-    )
-    outputs = to_numpy(layer(inputs))
-    config = layer.get_config()
+def test_hidden_softmax_config_describes_the_normalization_not_an_activation():
+    config = HiddenSoftmax(
+        UNITS, groups=16, normalizer="sparsemax"
+    ).get_config()
     assert "activation" not in config
-    assert config["units"] == UNITS
-    assert config["groups"] == 16
-    assert config["temperature"] == 0.5
-    assert config["normalizer"] == "sparsemax"
-    assert config["use_bias"] is False
-
-    restored = HiddenSoftmax.from_config(config)
-    assert restored.get_config() == config
-    assert isinstance(restored.activity_regularizer, Entropy)
-    assert restored.activity_regularizer.get_config() == {
-        "weight": 0.25,
-        "groups": 16,
-    }
-    restored.build(inputs.shape)
-    restored.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(to_numpy(restored(inputs)), outputs)
-
-    serialized = keras.saving.serialize_keras_object(layer)
-    assert serialized["registered_name"] == "keras_latent>HiddenSoftmax"
-    deserialized = keras.saving.deserialize_keras_object(serialized)
-    assert deserialized.get_config() == config
-
-
-def test_grouped_softmax_config_round_trip(rng):
-    layer = GroupedSoftmax(groups=16, normalizer="entmax15", temperature=2.0)
-    config = layer.get_config()
-    assert config["groups"] == 16
-    assert config["normalizer"] == "entmax15"
-    assert config["temperature"] == 2.0
-    restored = GroupedSoftmax.from_config(config)
-    assert restored.get_config() == config
-    x = rng.normal(size=(BATCH_SIZE, UNITS)).astype("float32")
-    np.testing.assert_array_equal(to_numpy(restored(x)), to_numpy(layer(x)))
-    serialized = keras.saving.serialize_keras_object(layer)
-    assert serialized["registered_name"] == "keras_latent>GroupedSoftmax"
-
-
-def test_keras_save_and_safe_mode_load_give_identical_predictions(
-    rng, tmp_path
-):
-    x = rng.normal(size=(BATCH_SIZE, INPUT_DIM)).astype("float32")
-    model = keras.Sequential(
-        [
-            keras.Input((INPUT_DIM,)),
-            HiddenSoftmax(
-                UNITS,
-                groups=16,
-                normalizer="entmax15",
-                temperature=0.5,
-                bias_initializer="random_normal",
-                activity_regularizer=Entropy(weight=0.1, groups=16),
-            ),
-            GroupedSoftmax(groups=2, normalizer="sparsemax", temperature=0.1),
-        ]
-    )
-    expected = to_numpy(model.predict(x, verbose=0))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    hidden, grouped = loaded.layers
-    assert isinstance(hidden, HiddenSoftmax)
-    assert isinstance(grouped, GroupedSoftmax)
-    assert hidden.get_config() == model.layers[0].get_config()
-    assert grouped.get_config() == model.layers[1].get_config()
-    np.testing.assert_array_equal(
-        to_numpy(loaded.predict(x, verbose=0)), expected
-    )
+    assert (config["groups"], config["normalizer"]) == (16, "sparsemax")
 
 
 # GroupedSoftmax: shapes and values.
@@ -342,7 +269,7 @@ def test_grouped_softmax_normalizes_inputs_of_any_rank(
     )
     outputs = to_numpy(layer(x))
     assert outputs.shape == shape
-    expected = grouped_reference(x, groups, normalizer, 0.5)
+    expected = references.grouped(x, groups, normalizer, 0.5)
     np.testing.assert_allclose(outputs, expected, rtol=0, atol=1e-5)
     assert layer.compute_output_shape((None, *shape[1:])) == (None, *shape[1:])
 
@@ -427,7 +354,7 @@ def test_layers_work_in_every_kind_of_model(inputs, build):
     # Both weights of each dense layer are trained by the model.
     assert len(model.trainable_weights) == 4
     first = dense_reference(hidden, inputs)
-    second = grouped_reference(first, 16, "softmax", 1.0)
+    second = references.grouped(first, 16, "softmax", 1.0)
     expected = second @ to_numpy(head.kernel) + to_numpy(head.bias)
     np.testing.assert_allclose(to_numpy(outputs), expected, rtol=0, atol=1e-5)
 
@@ -506,7 +433,7 @@ def test_mixed_precision_outputs_sum_to_one_and_a_model_fits(
     outputs = probe(x)
     for output in outputs:
         assert keras.backend.standardize_dtype(output.dtype) == compute_dtype
-        sums = group_sums(to_numpy(output), 16)
+        sums = references.group_sums(to_numpy(output), 16)
         # Normalized in float32, then each entry rounded once.
         np.testing.assert_allclose(sums, 1.0, rtol=0, atol=unit_roundoff + 1e-6)
 

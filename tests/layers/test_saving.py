@@ -10,7 +10,6 @@ compare with the original model.
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import textwrap

@@ -1,6 +1,8 @@
-"""A backend-agnostic gradient for tests: Keras 3 has no `keras.ops.grad`."""
+"""Gradients for tests: a backend-agnostic one (Keras 3 has no
+`keras.ops.grad`) and float64 central differences of NumPy references."""
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -46,3 +48,14 @@ def gradient(fn, x):
     else:
         raise ValueError(f"No gradient helper for backend {backend!r}.")
     return ops.convert_to_numpy(result)
+
+
+def central_differences(fn, x, step=1e-6):
+    """Float64 central differences of the scalar `fn` at `x`."""
+    x = np.asarray(x, np.float64)
+    result = np.zeros(x.shape)
+    for index in np.ndindex(x.shape):
+        shift = np.zeros(x.shape)
+        shift[index] = step
+        result[index] = (fn(x + shift) - fn(x - shift)) / (2 * step)
+    return result

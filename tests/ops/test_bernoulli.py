@@ -15,28 +15,12 @@ from scipy import stats
 
 from keras_latent.ops import bernoulli_kl
 from keras_latent.ops import relaxed_bernoulli
+from tests import references
 from tests.arrays import to_numpy
+from tests.ops.gradients import central_differences
 from tests.ops.gradients import gradient
 
 FALSE_FAILURE_RATE = 1e-3
-
-
-def reference_kl(logits, prior_logits):
-    """KL(Bernoulli(q) || Bernoulli(p)) in float64, 0 log 0 = 0."""
-    q = special.expit(np.asarray(logits, np.float64))
-    p = special.expit(np.asarray(prior_logits, np.float64))
-    return special.rel_entr(q, p) + special.rel_entr(1.0 - q, 1.0 - p)
-
-
-def central_differences(fn, x, step=1e-6):
-    """Float64 central differences of the scalar `fn` at `x`."""
-    x = np.asarray(x, np.float64)
-    result = np.zeros(x.shape)
-    for index in np.ndindex(x.shape):
-        shift = np.zeros(x.shape)
-        shift[index] = step
-        result[index] = (fn(x + shift) - fn(x - shift)) / (2 * step)
-    return result
 
 
 def assert_binomial(successes, num_draws, logits):
@@ -171,7 +155,7 @@ def test_kl_matches_numpy_formula(shape, rng):
     assert tuple(result.shape) == shape
     np.testing.assert_allclose(
         to_numpy(result),
-        reference_kl(logits, prior_logits),
+        references.bernoulli_kl(logits, prior_logits),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -200,7 +184,7 @@ def test_kl_broadcasts_prior_logits(rng):
     prior_logits = rng.normal(size=(5,)).astype("float32")
     np.testing.assert_allclose(
         to_numpy(bernoulli_kl(logits, prior_logits)),
-        reference_kl(logits, prior_logits),
+        references.bernoulli_kl(logits, prior_logits),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -247,10 +231,12 @@ def test_kl_gradients_match_finite_differences_of_the_numpy_formula(rng):
     weights = rng.normal(size=(4, 3))
     weights_tensor = ops.convert_to_tensor(weights.astype("float32"))
     expected_logits = central_differences(
-        lambda x: np.sum(weights * reference_kl(x, prior_logits)), logits
+        lambda x: np.sum(weights * references.bernoulli_kl(x, prior_logits)),
+        logits,
     )
     expected_prior = central_differences(
-        lambda y: np.sum(weights * reference_kl(logits, y)), prior_logits
+        lambda y: np.sum(weights * references.bernoulli_kl(logits, y)),
+        prior_logits,
     )
     gradient_logits = gradient(
         lambda x: ops.multiply(bernoulli_kl(x, prior_logits), weights_tensor),
@@ -267,7 +253,7 @@ def test_kl_gradients_match_finite_differences_of_the_numpy_formula(rng):
         gradient_prior, expected_prior, rtol=1e-4, atol=1e-5
     )
     expected_uniform = central_differences(
-        lambda x: np.sum(reference_kl(x, np.zeros_like(x))), logits
+        lambda x: np.sum(references.bernoulli_kl(x, np.zeros_like(x))), logits
     )
     np.testing.assert_allclose(
         gradient(bernoulli_kl, logits), expected_uniform, rtol=1e-4, atol=1e-5
@@ -283,7 +269,7 @@ def test_kl_returns_the_dtype_of_logits(dtype, rng):
     rounded = to_numpy(ops.cast(logits, dtype))
     np.testing.assert_allclose(
         to_numpy(result),
-        reference_kl(rounded, prior_logits),
+        references.bernoulli_kl(rounded, prior_logits),
         rtol=1e-2,
         atol=1e-3,
     )

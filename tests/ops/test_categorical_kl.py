@@ -7,16 +7,10 @@ from keras import ops
 from scipy import special
 
 from keras_latent.ops import categorical_kl
+from tests import references
 from tests.arrays import to_numpy
+from tests.ops.gradients import central_differences
 from tests.ops.gradients import gradient
-
-
-def reference_kl(logits, prior_logits, axis=-1):
-    """KL(q || p) in float64: sum_k q_k log(q_k / p_k), 0 log 0 = 0."""
-    q = special.softmax(np.asarray(logits, np.float64), axis=axis)
-    p = special.softmax(np.asarray(prior_logits, np.float64), axis=axis)
-    return special.rel_entr(q, p).sum(axis=axis)
-
 
 SHAPES = [(5,), (4, 3), (2, 3, 5)]
 
@@ -29,7 +23,7 @@ def test_matches_numpy_formula(shape, rng):
     assert tuple(result.shape) == shape[:-1]
     np.testing.assert_allclose(
         to_numpy(result),
-        reference_kl(logits, prior_logits),
+        references.categorical_kl(logits, prior_logits),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -41,7 +35,7 @@ def test_matches_numpy_formula_along_a_non_last_axis(axis, rng):
     prior_logits = rng.normal(0.0, 2.0, size=(2, 3, 5)).astype("float32")
     np.testing.assert_allclose(
         to_numpy(categorical_kl(logits, prior_logits, axis=axis)),
-        reference_kl(logits, prior_logits, axis=axis),
+        references.categorical_kl(logits, prior_logits, axis=axis),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -71,7 +65,9 @@ def test_broadcasts_prior_logits(rng):
     prior_logits = rng.normal(size=(5,)).astype("float32")
     np.testing.assert_allclose(
         to_numpy(categorical_kl(logits, prior_logits)),
-        reference_kl(logits, np.broadcast_to(prior_logits, logits.shape)),
+        references.categorical_kl(
+            logits, np.broadcast_to(prior_logits, logits.shape)
+        ),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -107,7 +103,7 @@ def test_masked_categories_add_nothing(rng):
     logits = rng.normal(size=(4, 3)).astype("float32")
     logits[:, 2] = -np.inf
     prior_logits = rng.normal(size=(4, 3)).astype("float32")
-    expected = reference_kl(logits, prior_logits)
+    expected = references.categorical_kl(logits, prior_logits)
     np.testing.assert_allclose(
         to_numpy(categorical_kl(logits, prior_logits)),
         expected,
@@ -117,7 +113,7 @@ def test_masked_categories_add_nothing(rng):
     prior_logits[:, 2] = -np.inf
     np.testing.assert_allclose(
         to_numpy(categorical_kl(logits, prior_logits)),
-        reference_kl(logits, prior_logits),
+        references.categorical_kl(logits, prior_logits),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -133,24 +129,13 @@ def test_prior_zero_where_posterior_is_positive_gives_infinity():
     np.testing.assert_allclose(result[1:], 0.0, atol=1e-7)
 
 
-def central_differences(fn, x, step=1e-6):
-    """Float64 central differences of the scalar `fn` at `x`."""
-    x = np.asarray(x, np.float64)
-    result = np.zeros(x.shape)
-    for index in np.ndindex(x.shape):
-        shift = np.zeros(x.shape)
-        shift[index] = step
-        result[index] = (fn(x + shift) - fn(x - shift)) / (2 * step)
-    return result
-
-
 def test_gradients_match_finite_differences_of_the_numpy_formula(rng):
     logits = rng.normal(0.0, 1.5, size=(4, 3)).astype("float32")
     prior_logits = rng.normal(0.0, 1.5, size=(4, 3)).astype("float32")
     weights = rng.normal(size=(4,))
 
     def objective(x, y):
-        return np.sum(weights * reference_kl(x, y))
+        return np.sum(weights * references.categorical_kl(x, y))
 
     expected_logits = central_differences(
         lambda x: objective(x, prior_logits), logits
@@ -178,7 +163,7 @@ def test_gradients_match_finite_differences_of_the_numpy_formula(rng):
 def test_gradient_of_uniform_prior_kl_matches_finite_differences(rng):
     logits = rng.normal(0.0, 1.5, size=(4, 3)).astype("float32")
     expected = central_differences(
-        lambda x: np.sum(reference_kl(x, np.zeros_like(x))), logits
+        lambda x: np.sum(references.categorical_kl(x, np.zeros_like(x))), logits
     )
     np.testing.assert_allclose(
         gradient(categorical_kl, logits), expected, rtol=1e-4, atol=1e-5
@@ -200,7 +185,7 @@ def test_gradient_is_finite_and_zero_on_masked_categories(rng):
     assert np.all(np.isfinite(gradient_prior))
     assert np.all(gradient_logits[:, 2] == 0.0)
     expected = central_differences(
-        lambda x: np.sum(reference_kl(x, prior_logits)), logits
+        lambda x: np.sum(references.categorical_kl(x, prior_logits)), logits
     )
     np.testing.assert_allclose(gradient_logits, expected, rtol=1e-4, atol=1e-5)
 
@@ -214,7 +199,7 @@ def test_returns_the_dtype_of_logits(dtype, rng):
     rounded = to_numpy(ops.cast(logits, dtype))
     np.testing.assert_allclose(
         to_numpy(result),
-        reference_kl(rounded, prior_logits),
+        references.categorical_kl(rounded, prior_logits),
         rtol=1e-2,
         atol=1e-3,
     )

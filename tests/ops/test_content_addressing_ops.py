@@ -1,19 +1,19 @@
 """Tests of `cosine_similarity`, `content_weights` and `weighted_read`.
 
-References are written here in NumPy (float64): the cosine formula of
-Graves et al. (2014, eq. 6), softmax, sparsemax by sorting (Martins and
-Astudillo 2016, Alg. 1), 1.5-entmax by root finding with SciPy, and the read
-as a sum over slots. None is computed with keras-latent.
+References are in NumPy (float64), from `tests/references.py`: the cosine
+formula of Graves et al. (2014, eq. 6), softmax, sparsemax by sorting
+(Martins and Astudillo 2016, Alg. 1), 1.5-entmax by root finding with SciPy;
+and here the read as a sum over slots. None is computed with keras-latent.
 """
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
-from scipy import optimize
 from scipy import stats
 
 from keras_latent import ops as latent_ops
+from tests import references
 from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
 
@@ -21,52 +21,6 @@ from tests.ops.gradients import gradient
 FALSE_FAILURE_RATE = 1e-3
 
 
-def cosine_reference(keys, memory):
-    """cos(k, M[i]) = k . M[i] / (|k| |M[i]|), broadcasting leading axes."""
-    keys = np.asarray(keys, np.float64)[..., None, :]
-    memory = np.asarray(memory, np.float64)
-    dots = np.sum(keys * memory, axis=-1)
-    norms = np.linalg.norm(keys, axis=-1) * np.linalg.norm(memory, axis=-1)
-    return dots / norms
-
-
-def softmax_reference(x):
-    shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    return shifted / np.sum(shifted, axis=-1, keepdims=True)
-
-
-def sparsemax_reference(x):
-    """Alg. 1 of Martins and Astudillo (2016), vector by vector."""
-
-    def one(z):
-        z_sorted = np.sort(z)[::-1]
-        ranks = np.arange(1, len(z) + 1)
-        cumulative = np.cumsum(z_sorted)
-        support = ranks[1 + ranks * z_sorted > cumulative].max()
-        threshold = (cumulative[support - 1] - 1.0) / support
-        return np.maximum(z - threshold, 0.0)
-
-    return np.apply_along_axis(one, -1, x)
-
-
-def entmax15_reference(x):
-    """max(z / 2 - tau, 0) ** 2 with tau the root of sum = 1 (SciPy)."""
-
-    def one(z):
-        def excess(tau):
-            return np.sum(np.maximum(z / 2.0 - tau, 0.0) ** 2) - 1.0
-
-        tau = optimize.brentq(excess, z.max() / 2.0 - 1.0, z.max() / 2.0)
-        return np.maximum(z / 2.0 - tau, 0.0) ** 2
-
-    return np.apply_along_axis(one, -1, x)
-
-
-REFERENCES = {
-    "softmax": softmax_reference,
-    "sparsemax": sparsemax_reference,
-    "entmax15": entmax15_reference,
-}
 ALL_NORMALIZERS = ["softmax", "sparsemax", "entmax15", "gumbel", "argmax"]
 
 # (keys shape, memory shape): one shared memory, one memory per example,
@@ -88,7 +42,7 @@ def test_cosine_similarity_matches_the_numpy_formula(
     keys = rng.normal(size=keys_shape).astype("float32")
     memory = rng.normal(size=memory_shape).astype("float32")
     similarity = to_numpy(latent_ops.cosine_similarity(keys, memory))
-    expected = cosine_reference(keys, memory)
+    expected = references.cosine_similarity(keys, memory)
     assert similarity.shape == expected.shape
     np.testing.assert_allclose(similarity, expected, rtol=1e-5, atol=1e-6)
 
@@ -122,7 +76,7 @@ def test_zero_key_and_zero_row_have_similarity_zero_and_finite_gradients(
     assert np.all(np.isfinite(memory_gradient))
 
 
-@pytest.mark.parametrize("normalizer", sorted(REFERENCES))
+@pytest.mark.parametrize("normalizer", sorted(references.NORMALIZERS))
 @pytest.mark.parametrize("strength_form", ["float", "tensor"])
 def test_deterministic_weights_match_the_numpy_normalizer(
     normalizer, strength_form, rng
@@ -136,8 +90,9 @@ def test_deterministic_weights_match_the_numpy_normalizer(
     weights = to_numpy(
         latent_ops.content_weights(keys, memory, strength, normalizer)
     )
-    expected = REFERENCES[normalizer](
-        np.asarray(strength, np.float64) * cosine_reference(keys, memory)
+    expected = references.NORMALIZERS[normalizer](
+        np.asarray(strength, np.float64)
+        * references.cosine_similarity(keys, memory)
     )
     np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-6)
 
@@ -172,7 +127,9 @@ def test_gumbel_samples_follow_the_softmax_of_the_sharpened_similarity(rng):
     weights = to_numpy(
         latent_ops.content_weights(keys, memory, 2.0, "gumbel", seed=5)
     )
-    probabilities = softmax_reference(2.0 * cosine_reference(key, memory))[0]
+    probabilities = references.softmax(
+        2.0 * references.cosine_similarity(key, memory)
+    )[0]
     counts = np.sum(weights, axis=0)
     _, p_value = stats.chisquare(counts, num_samples * probabilities)
     assert p_value > FALSE_FAILURE_RATE
@@ -198,7 +155,7 @@ def test_argmax_is_the_one_hot_of_the_most_similar_slot(rng):
     keys = rng.normal(size=(10, 5)).astype("float32")
     memory = rng.normal(size=(10, 6, 5)).astype("float32")
     weights = to_numpy(latent_ops.content_weights(keys, memory, 1.0, "argmax"))
-    winners = np.argmax(cosine_reference(keys, memory), axis=-1)
+    winners = np.argmax(references.cosine_similarity(keys, memory), axis=-1)
     np.testing.assert_array_equal(weights, np.eye(6)[winners])
 
 
@@ -246,13 +203,15 @@ def test_weighted_read_is_the_weighted_sum_of_the_rows(
     np.testing.assert_allclose(read, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("normalizer", sorted(REFERENCES))
+@pytest.mark.parametrize("normalizer", sorted(references.NORMALIZERS))
 def test_half_precision_inputs_are_computed_in_float32(normalizer, rng):
     keys = rng.normal(size=(4, 5)).astype("float16")
     memory = rng.normal(size=(4, 6, 5)).astype("float16")
     weights = latent_ops.content_weights(keys, memory, 10.0, normalizer)
     assert keras.backend.standardize_dtype(weights.dtype) == "float16"
-    expected = REFERENCES[normalizer](10.0 * cosine_reference(keys, memory))
+    expected = references.NORMALIZERS[normalizer](
+        10.0 * references.cosine_similarity(keys, memory)
+    )
     np.testing.assert_allclose(to_numpy(weights), expected, atol=2e-3)
 
 

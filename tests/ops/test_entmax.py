@@ -1,16 +1,17 @@
 """Tests for keras_latent.ops.entmax15 and entmax_bisect (Peters et al. 2019).
 
-References: Alg. 2 of the paper for 1.5-entmax, and for any alpha a root of
-sum_i max((alpha - 1) z_i - tau, 0) ** (1 / (alpha - 1)) = 1 found by
-`scipy.optimize.brentq`, both in float64.
+References: Alg. 2 of the paper for 1.5-entmax, written here, and for any
+alpha a root of sum_i max((alpha - 1) z_i - tau, 0) ** (1 / (alpha - 1)) = 1
+found by `scipy.optimize.brentq` (`tests.references.entmax`), both in
+float64.
 """
 
 import keras
 import numpy as np
 import pytest
-from scipy import optimize
 
 from keras_latent import ops as latent_ops
+from tests import references
 from tests.ops import sparse_gradients
 
 
@@ -40,37 +41,8 @@ def entmax15_reference(z):
     return np.maximum(z / 2.0 - threshold, 0.0) ** 2
 
 
-def entmax_reference(z, alpha):
-    """Alpha-entmax of one vector by root finding in float64 (softmax at 1).
-
-    The maximum is subtracted first (entmax does not change when a constant
-    is added), so that the root lies in [-1, 0], where float64 resolves the
-    tolerance given to `brentq`.
-    """
-    z = np.asarray(z, dtype="float64")
-    if alpha == 1.0:
-        exponentials = np.exp(z - z.max())
-        return exponentials / exponentials.sum()
-    exponent = 1.0 / (alpha - 1.0)
-    x = (alpha - 1.0) * (z - z.max())
-    finite = x[np.isfinite(x)]
-
-    def excess_mass(threshold):
-        return np.sum(np.maximum(finite - threshold, 0.0) ** exponent) - 1.0
-
-    threshold = optimize.brentq(
-        excess_mass, finite.max() - 1.0, finite.max(), xtol=1e-15, rtol=1e-15
-    )
-    unnormalized = np.maximum(x - threshold, 0.0) ** exponent
-    return unnormalized / unnormalized.sum()
-
-
 def entmax15_along(x, axis=-1):
     return np.apply_along_axis(entmax15_reference, axis, x)
-
-
-def entmax_along(x, alpha, axis=-1):
-    return np.apply_along_axis(entmax_reference, axis, x, alpha)
 
 
 def entmax15(x, axis=-1):
@@ -95,7 +67,7 @@ def test_entmax15_matches_the_sort_based_algorithm(rng, scale):
     np.testing.assert_allclose(entmax15(x), expected, rtol=0, atol=1e-5)
     # The two references agree with each other.
     np.testing.assert_allclose(
-        entmax_along(x, 1.5), expected, rtol=0, atol=1e-12
+        references.entmax(x, 1.5), expected, rtol=0, atol=1e-12
     )
 
 
@@ -103,7 +75,7 @@ def test_entmax15_matches_the_sort_based_algorithm(rng, scale):
 def test_entmax_bisect_matches_root_finding(rng, alpha):
     x = (2.0 * rng.normal(size=SHAPE)).astype("float32")
     np.testing.assert_allclose(
-        entmax_bisect(x, alpha), entmax_along(x, alpha), rtol=0, atol=1e-5
+        entmax_bisect(x, alpha), references.entmax(x, alpha), rtol=0, atol=1e-5
     )
 
 
@@ -118,7 +90,7 @@ def test_entmax_bisect_is_softmax_sparsemax_and_entmax15(rng):
 
 def test_entmax_bisect_approaches_softmax_as_alpha_goes_to_1(rng):
     x = (2.0 * rng.normal(size=SHAPE)).astype("float32")
-    softmax = entmax_along(x, 1.0)
+    softmax = references.entmax(x, 1.0)
     np.testing.assert_allclose(entmax_bisect(x, 1 + 1e-6), softmax, atol=1e-5)
 
 
@@ -190,7 +162,7 @@ def test_large_logits_are_exact(alpha):
         ],
         dtype="float32",
     )
-    expected = entmax_along(x, alpha)
+    expected = references.entmax(x, alpha)
     np.testing.assert_allclose(
         entmax_bisect(x, alpha), expected, rtol=0, atol=1e-6
     )
@@ -234,7 +206,7 @@ def test_minus_inf_masks_get_exact_zeros_and_zero_gradients(name):
     masked = ~np.isfinite(MASKED)
     assert np.all(p[masked] == 0.0)
     np.testing.assert_allclose(
-        p, entmax_along(MASKED, alpha), rtol=0, atol=1e-6
+        p, references.entmax(MASKED, alpha), rtol=0, atol=1e-6
     )
     jacobian = sparse_gradients.jacobian(function, MASKED)
     assert np.all(np.isfinite(jacobian))
@@ -243,7 +215,7 @@ def test_minus_inf_masks_get_exact_zeros_and_zero_gradients(name):
         assert np.all(block[~kept] == 0.0)
         assert np.all(block[:, ~kept] == 0.0)
         expected = closed_form_jacobian(
-            entmax_reference(MASKED[row, kept], alpha), alpha
+            references.entmax(MASKED[row, kept], alpha), alpha
         )
         np.testing.assert_allclose(
             block[np.ix_(kept, kept)], expected, rtol=1e-5, atol=1e-6
@@ -273,7 +245,7 @@ def test_rank_3_along_a_middle_axis(rng, axis):
     )
     np.testing.assert_allclose(
         entmax_bisect(x, 1.25, axis=axis),
-        entmax_along(x, 1.25, axis=1),
+        references.entmax(x, 1.25, axis=1),
         rtol=0,
         atol=1e-5,
     )
@@ -290,7 +262,7 @@ def test_entmax15_jacobian_matches_finite_differences_of_alg_2(rng):
 def test_entmax_bisect_jacobian_matches_finite_differences(rng, alpha):
     x = (1.5 * rng.normal(size=(2, 8))).astype("float32")
     expected = sparse_gradients.numeric_jacobian(
-        lambda z: entmax_along(z, alpha), x
+        lambda z: references.entmax(z, alpha), x
     )
     jacobian = sparse_gradients.jacobian(
         lambda z: latent_ops.entmax_bisect(z, alpha=alpha), x
@@ -329,7 +301,7 @@ def test_compiled_value_and_gradient_match_eager(rng, function, alpha):
         function, x, cotangent, compiled=True
     )
     np.testing.assert_allclose(
-        eager[0], entmax_along(x, alpha), rtol=0, atol=1e-5
+        eager[0], references.entmax(x, alpha), rtol=0, atol=1e-5
     )
     for compiled_result, eager_result in zip(compiled, eager, strict=True):
         assert np.all(np.isfinite(compiled_result))
@@ -361,7 +333,7 @@ def test_entmax_bisect_trains_inside_a_keras_model(rng):
     logits = features @ kernel + keras.ops.convert_to_numpy(dense.bias)
     np.testing.assert_allclose(
         model.predict(features, verbose=0),
-        entmax_along(logits, alpha),
+        references.entmax(logits, alpha),
         rtol=0,
         atol=1e-5,
     )
@@ -376,7 +348,10 @@ def test_builds_a_functional_model_from_symbolic_inputs(rng, name):
     model = keras.Model(inputs, outputs)
     x = (2.0 * rng.normal(size=SHAPE)).astype("float32")
     np.testing.assert_allclose(
-        model.predict(x, verbose=0), entmax_along(x, alpha), rtol=0, atol=1e-5
+        model.predict(x, verbose=0),
+        references.entmax(x, alpha),
+        rtol=0,
+        atol=1e-5,
     )
 
 
@@ -392,7 +367,7 @@ def test_returns_the_input_dtype(rng, dtype):
         assert keras.backend.standardize_dtype(p.dtype) == dtype
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(keras.ops.cast(p, "float32")),
-            entmax_along(x32, alpha),
+            references.entmax(x32, alpha),
             rtol=0,
             atol=1e-2,
         )

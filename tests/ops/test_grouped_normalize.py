@@ -1,10 +1,10 @@
 """Tests for keras_latent.ops.grouped_normalize against NumPy references.
 
-Every reference is written here in float64 NumPy: softmax by its
-definition, sparsemax by the sort-based threshold of Martins and Astudillo
-(2016, Alg. 1), and 1.5-entmax by bisecting the threshold `tau` of
-`sum_i max(z_i / 2 - tau, 0) ** 2 = 1` (a different algorithm from the
-sort-based one of the op). Gradients are checked against central finite
+The references are the float64 ones of `tests/references.py`: softmax by
+its definition, sparsemax by the sort-based threshold of Martins and
+Astudillo (2016, Alg. 1), and 1.5-entmax by root finding for the threshold
+`tau` of `sum_i max(z_i / 2 - tau, 0) ** 2 = 1` (a different algorithm from
+the sort-based one of the op). Gradients are checked against central finite
 differences of those references.
 """
 
@@ -14,6 +14,7 @@ import pytest
 from keras import ops
 
 from keras_latent import ops as latent_ops
+from tests import references
 from tests.ops.gradients import gradient
 
 NORMALIZERS = ("softmax", "sparsemax", "entmax15")
@@ -22,95 +23,9 @@ TEMPERATURES = (0.5, 1.0, 2.0)
 UNITS = 48
 
 
-def softmax_reference(z):
-    """exp(z) / sum(exp(z)) over the last axis."""
-    shifted = np.exp(z - z.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def sparsemax_reference(z):
-    """Alg. 1 of Martins and Astudillo (2016) over the last axis.
-
-    With z sorted descending and c_k the sum of its k largest entries, the
-    support size is the largest k with 1 + k * z_(k) > c_k, the threshold
-    (c_k - 1) / k, and the output max(z - threshold, 0).
-    """
-    z_sorted = -np.sort(-z, axis=-1)
-    cumulative = np.cumsum(z_sorted, axis=-1)
-    k = np.arange(1, z.shape[-1] + 1)
-    support_size = np.sum(1.0 + k * z_sorted > cumulative, axis=-1)
-    threshold = (
-        np.take_along_axis(cumulative, support_size[..., None] - 1, axis=-1)
-        - 1.0
-    ) / support_size[..., None]
-    return np.maximum(z - threshold, 0.0)
-
-
-def entmax15_reference(z, iterations=200):
-    """1.5-entmax over the last axis: max(z / 2 - tau, 0) ** 2, sum 1.
-
-    The mass sum(max(z / 2 - tau, 0) ** 2) falls as tau grows; it is at
-    least 1 at tau = max(z / 2) - 1 and 0 at tau = max(z / 2), so bisection
-    on that interval finds tau to float64 precision.
-    """
-    half = z / 2.0
-    high = half.max(axis=-1, keepdims=True)
-    low = high - 1.0
-    for _ in range(iterations):
-        middle = (low + high) / 2.0
-        mass = np.sum(np.maximum(half - middle, 0.0) ** 2, axis=-1)
-        above = (mass >= 1.0)[..., None]
-        low = np.where(above, middle, low)
-        high = np.where(above, high, middle)
-    return np.maximum(half - low, 0.0) ** 2
-
-
-REFERENCES = {
-    "softmax": softmax_reference,
-    "sparsemax": sparsemax_reference,
-    "entmax15": entmax15_reference,
-}
-
-
-def grouped_reference(x, groups, normalizer, temperature):
-    """Splits the last axis into `groups` and normalizes each in float64."""
-    x = np.asarray(x, dtype="float64")
-    grouped = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
-    normalized = REFERENCES[normalizer](grouped / temperature)
-    return normalized.reshape(x.shape)
-
-
-def group_sums(p, groups):
-    return p.reshape(*p.shape[:-1], groups, p.shape[-1] // groups).sum(-1)
-
-
 def grouped_normalize(x, **kwargs):
     outputs = latent_ops.grouped_normalize(ops.convert_to_tensor(x), **kwargs)
     return ops.convert_to_numpy(ops.cast(outputs, "float32"))
-
-
-def test_references_agree_on_known_values():
-    # Hand-worked cases anchor the NumPy references themselves.
-    z = np.array([[0.1, 0.2, 0.3, 0.4, 0.5]])
-    np.testing.assert_allclose(
-        sparsemax_reference(z), [[0.0, 0.1, 0.2, 0.3, 0.4]], atol=1e-12
-    )
-    # Two equal logits 2 apart from a third: entmax15 keeps only the pair.
-    z = np.array([[0.0, 0.0, -2.0]])
-    np.testing.assert_allclose(
-        entmax15_reference(z), [[0.5, 0.5, 0.0]], atol=1e-12
-    )
-    # z / 2 = (-1, 0, 0.25) with support {0, 0.25}: tau solves
-    # tau ** 2 + (0.25 - tau) ** 2 = 1, so tau = (0.5 - sqrt(7.75)) / 4.
-    tau = (0.5 - np.sqrt(7.75)) / 4.0
-    np.testing.assert_allclose(
-        entmax15_reference(np.array([[-2.0, 0.0, 0.5]])),
-        [[0.0, tau**2, (0.25 - tau) ** 2]],
-        atol=1e-12,
-    )
-    np.testing.assert_allclose(
-        softmax_reference(np.log([[1.0, 3.0]])), [[0.25, 0.75]], atol=1e-12
-    )
 
 
 # Eager JAX compiles every primitive once per shape, and that, not the
@@ -130,12 +45,12 @@ def test_matches_numpy_reference_per_group(rng, normalizer, shape, groups):
         p = grouped_normalize(
             x, groups=groups, normalizer=normalizer, temperature=temperature
         )
-        expected = grouped_reference(x, groups, normalizer, temperature)
+        expected = references.grouped(x, groups, normalizer, temperature)
         assert p.shape == shape
         np.testing.assert_allclose(p, expected, rtol=0, atol=2e-6)
         assert p.min() >= 0.0
         np.testing.assert_allclose(
-            group_sums(p, groups), 1.0, rtol=0, atol=1e-5
+            references.group_sums(p, groups), 1.0, rtol=0, atol=1e-5
         )
 
 
@@ -156,7 +71,7 @@ def test_groups_are_normalized_independently(rng):
 def test_sparse_normalizers_give_exact_zeros(rng, normalizer):
     x = (4.0 * rng.normal(size=SHAPE)).astype("float32")
     p = grouped_normalize(x, groups=16, normalizer=normalizer, temperature=0.5)
-    expected = grouped_reference(x, 16, normalizer, 0.5)
+    expected = references.grouped(x, 16, normalizer, 0.5)
     assert np.sum(expected == 0.0) > UNITS
     # Zeros exactly where the reference has them, and nowhere else.
     np.testing.assert_array_equal(p == 0.0, expected == 0.0)
@@ -183,7 +98,7 @@ def test_temperature_may_be_a_scalar_tensor(rng):
     x = rng.normal(size=SHAPE).astype("float32")
     temperature = ops.convert_to_tensor(0.5, "float32")
     p = grouped_normalize(x, groups=16, temperature=temperature)
-    expected = grouped_reference(x, 16, "softmax", 0.5)
+    expected = references.grouped(x, 16, "softmax", 0.5)
     np.testing.assert_allclose(p, expected, rtol=0, atol=2e-6)
 
 
@@ -199,13 +114,13 @@ def test_half_precision_inputs_keep_their_dtype(rng, dtype, normalizer):
     assert keras.backend.standardize_dtype(outputs.dtype) == dtype
     p = ops.convert_to_numpy(ops.cast(outputs, "float32")).astype("float64")
     x_rounded = ops.convert_to_numpy(ops.cast(x, "float32"))
-    expected = grouped_reference(x_rounded, 16, normalizer, 1.0)
+    expected = references.grouped(x_rounded, 16, normalizer, 1.0)
     # The float32 result, rounded once to the half dtype: each entry is off
     # by at most one unit roundoff, relatively, and so is each group's sum.
     roundoff = UNIT_ROUNDOFF[dtype]
     np.testing.assert_allclose(p, expected, rtol=roundoff, atol=1e-6)
     np.testing.assert_allclose(
-        group_sums(p, 16), 1.0, rtol=0, atol=roundoff + 1e-6
+        references.group_sums(p, 16), 1.0, rtol=0, atol=roundoff + 1e-6
     )
 
 
@@ -241,7 +156,7 @@ def test_gradient_matches_finite_differences(rng, normalizer):
         return p * ops.convert_to_tensor(weights)
 
     def reference(value):
-        return grouped_reference(value, groups, normalizer, temperature)
+        return references.grouped(value, groups, normalizer, temperature)
 
     expected = central_differences(reference, x, groups, weights, 1e-5)
     # No entry sits on a kink of the sparse maps: a smaller step agrees.

@@ -16,6 +16,7 @@ from scipy import stats
 
 from keras_latent.ops import gumbel_softmax
 from keras_latent.ops import one_hot_argmax
+from tests import references
 from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
 
@@ -38,20 +39,6 @@ def argmax_counts(samples, axis):
     )
 
 
-def assert_counts_match(counts, probabilities):
-    """Chi-square test of every slice of `counts` against `probabilities`.
-
-    Both have the categories on the last axis; slices are tested separately
-    at level FALSE_FAILURE_RATE / number of slices.
-    """
-    counts = counts.reshape(-1, counts.shape[-1])
-    probabilities = probabilities.reshape(-1, probabilities.shape[-1])
-    expected = counts.sum(axis=-1, keepdims=True) * probabilities
-    _, p_values = stats.chisquare(counts, expected, axis=-1)
-    level = FALSE_FAILURE_RATE / len(counts)
-    assert p_values.min() >= level, (p_values, counts, expected)
-
-
 @pytest.mark.parametrize("temperature", [0.3, 1.0, 4.0])
 def test_argmax_frequencies_match_softmax(temperature):
     """The argmax of a sample is distributed as Categorical(softmax(logits)).
@@ -62,7 +49,9 @@ def test_argmax_frequencies_match_softmax(temperature):
     draws = np.broadcast_to(logits, (20000, 5))
     samples = to_numpy(gumbel_softmax(draws, temperature, seed=11))
     counts = argmax_counts(samples, axis=-1)
-    assert_counts_match(counts, special.softmax(logits.astype(np.float64)))
+    references.assert_counts_match(
+        counts, special.softmax(logits.astype(np.float64)), FALSE_FAILURE_RATE
+    )
 
 
 @pytest.mark.parametrize("axis", [-1, 1, 0])
@@ -81,7 +70,7 @@ def test_argmax_frequencies_of_rank_3_logits_along_any_axis(axis, rng):
     probabilities = np.moveaxis(
         special.softmax(logits.astype(np.float64), axis=axis), axis, -1
     )
-    assert_counts_match(counts, probabilities)
+    references.assert_counts_match(counts, probabilities, FALSE_FAILURE_RATE)
 
 
 def test_masked_category_is_never_drawn():
@@ -98,7 +87,9 @@ def test_masked_category_is_never_drawn():
     assert counts[1] == 0
     allowed = [0, 2, 3, 4]
     probabilities = special.softmax(logits[allowed].astype(np.float64))
-    assert_counts_match(counts[allowed], probabilities)
+    references.assert_counts_match(
+        counts[allowed], probabilities, FALSE_FAILURE_RATE
+    )
 
 
 def test_sample_mean_approaches_uniform_at_high_temperature():

@@ -5,28 +5,8 @@ import numpy as np
 import pytest
 
 from keras_latent import ops as latent_ops
+from tests import references
 from tests.ops import sparse_gradients
-
-
-def sparsemax_reference(z):
-    """Alg. 1 of Martins and Astudillo (2016) on one vector, in float64.
-
-    Sort z descending; the support size is the largest k with
-    1 + k * z_(k) > z_(1) + ... + z_(k); the threshold is
-    (z_(1) + ... + z_(k) - 1) / k; the output is max(z - threshold, 0).
-    Entries of -inf are left out of the sort and get 0.
-    """
-    z = np.asarray(z, dtype="float64")
-    z_sorted = np.sort(z[np.isfinite(z)])[::-1]
-    cumulative = np.cumsum(z_sorted)
-    k = np.arange(1, len(z_sorted) + 1)
-    support_size = k[1.0 + k * z_sorted > cumulative].max()
-    threshold = (cumulative[support_size - 1] - 1.0) / support_size
-    return np.maximum(z - threshold, 0.0)
-
-
-def reference(x, axis=-1):
-    return np.apply_along_axis(sparsemax_reference, axis, x)
 
 
 def sparsemax(x, axis=-1):
@@ -41,7 +21,9 @@ SHAPE = (16, 8)
 @pytest.mark.parametrize("scale", [0.1, 1.0, 10.0])
 def test_matches_the_sort_based_algorithm(rng, scale):
     x = (scale * rng.normal(size=SHAPE)).astype("float32")
-    np.testing.assert_allclose(sparsemax(x), reference(x), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        sparsemax(x), references.sparsemax(x), rtol=0, atol=1e-5
+    )
 
 
 def test_is_the_documented_projection():
@@ -130,14 +112,16 @@ def test_minus_inf_masks_get_exact_zeros_and_zero_gradients():
     p = sparsemax(MASKED)
     masked = ~np.isfinite(MASKED)
     assert np.all(p[masked] == 0.0)
-    np.testing.assert_allclose(p, reference(MASKED), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        p, references.sparsemax(MASKED), rtol=0, atol=1e-6
+    )
     jacobian = sparse_gradients.jacobian(latent_ops.sparsemax, MASKED)
     assert np.all(np.isfinite(jacobian))
     for row, kept in enumerate(~masked):
         block = jacobian[row, :, row]
         assert np.all(block[~kept] == 0.0)
         assert np.all(block[:, ~kept] == 0.0)
-        s = (sparsemax_reference(MASKED[row, kept]) > 0).astype("float64")
+        s = (references.sparsemax(MASKED[row, kept]) > 0).astype("float64")
         expected = np.diag(s) - np.outer(s, s) / s.sum()
         np.testing.assert_allclose(
             block[np.ix_(kept, kept)], expected, rtol=0, atol=1e-6
@@ -151,7 +135,7 @@ def test_a_fully_masked_slice_gives_zeros_without_nan():
     np.testing.assert_array_equal(p[1], np.zeros(4))
     np.testing.assert_allclose(
         np.delete(p, 1, axis=0),
-        np.delete(reference(MASKED), 1, axis=0),
+        np.delete(references.sparsemax(MASKED), 1, axis=0),
         rtol=0,
         atol=1e-6,
     )
@@ -164,13 +148,16 @@ def test_a_fully_masked_slice_gives_zeros_without_nan():
 def test_rank_3_along_a_middle_axis(rng, axis):
     x = (2.0 * rng.normal(size=(2, 8, 16))).astype("float32")
     np.testing.assert_allclose(
-        sparsemax(x, axis=axis), reference(x, axis=1), rtol=0, atol=1e-5
+        sparsemax(x, axis=axis),
+        references.sparsemax(x, axis=1),
+        rtol=0,
+        atol=1e-5,
     )
 
 
 def test_jacobian_matches_finite_differences_of_the_reference(rng):
     x = (1.5 * rng.normal(size=(2, 8))).astype("float32")
-    expected = sparse_gradients.numeric_jacobian(reference, x)
+    expected = sparse_gradients.numeric_jacobian(references.sparsemax, x)
     jacobian = sparse_gradients.jacobian(latent_ops.sparsemax, x)
     np.testing.assert_allclose(jacobian, expected, rtol=0, atol=1e-5)
 
@@ -183,7 +170,7 @@ def test_jacobian_is_the_support_projection(rng):
     jacobian = sparse_gradients.jacobian(latent_ops.sparsemax, x)
     expected = np.zeros((2, 8, 2, 8))
     for row in range(2):
-        s = (sparsemax_reference(x[row]) > 0).astype("float64")
+        s = (references.sparsemax(x[row]) > 0).astype("float64")
         assert 1 < s.sum() < len(s)
         expected[row, :, row] = np.diag(s) - np.outer(s, s) / s.sum()
     np.testing.assert_allclose(jacobian, expected, rtol=0, atol=1e-6)
@@ -199,7 +186,9 @@ def test_compiled_value_and_gradient_match_eager(rng):
     compiled = sparse_gradients.value_and_gradient(
         latent_ops.sparsemax, x, cotangent, compiled=True
     )
-    np.testing.assert_allclose(eager[0], reference(x), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        eager[0], references.sparsemax(x), rtol=0, atol=1e-5
+    )
     for compiled_result, eager_result in zip(compiled, eager, strict=True):
         assert np.all(np.isfinite(compiled_result))
         np.testing.assert_allclose(
@@ -224,7 +213,7 @@ def test_trains_inside_a_keras_model(rng):
     logits = features @ kernel + keras.ops.convert_to_numpy(dense.bias)
     np.testing.assert_allclose(
         model.predict(features, verbose=0),
-        reference(logits),
+        references.sparsemax(logits),
         rtol=0,
         atol=1e-5,
     )
@@ -237,7 +226,7 @@ def test_builds_a_functional_model_from_symbolic_inputs(rng):
     model = keras.Model(inputs, outputs)
     x = rng.normal(size=SHAPE).astype("float32")
     np.testing.assert_allclose(
-        model.predict(x, verbose=0), reference(x), rtol=0, atol=1e-5
+        model.predict(x, verbose=0), references.sparsemax(x), rtol=0, atol=1e-5
     )
 
 
@@ -249,7 +238,7 @@ def test_returns_the_input_dtype(rng, dtype):
     x32 = keras.ops.convert_to_numpy(keras.ops.cast(x, "float32"))
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(keras.ops.cast(p, "float32")),
-        reference(x32),
+        references.sparsemax(x32),
         rtol=0,
         atol=1e-2,
     )
@@ -276,7 +265,7 @@ def test_keras_sparsemax_gets_this_case_wrong_where_ours_does_not():
     # above every entry, so every output is 0. It is right only when the
     # support has one entry (last check).
     x = np.array([0.1, 0.2, 0.3, 0.4, 0.5], dtype="float32")
-    expected = sparsemax_reference(x)
+    expected = references.sparsemax(x)
     np.testing.assert_allclose(sparsemax(x), expected, rtol=0, atol=1e-6)
     keras_ops_value = keras.ops.convert_to_numpy(keras.ops.sparsemax(x))
     activation_value = keras.ops.convert_to_numpy(
