@@ -33,7 +33,7 @@ class RelaxedLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.initial_temperature = validation.check_positive_float(
+        self.initial_temperature = validation.check_positive_float32(
             "temperature", temperature
         )
         self.hard = validation.check_bool("hard", hard)

@@ -408,7 +408,7 @@ def test_mixed_precision_output_dtype_and_float32_kl(policy, hard, rng):
         analytic_kl(rounded, -np.log(NUM_CATEGORIES))
     )
     for eval_mode in ["mode", "sample", "probs"]:
-        for kl in ["categorical", "relaxed"]:
+        for kl in ["analytic", "relaxed"]:
             layer = CategoricalLatent(
                 NUM_VARIABLES,
                 NUM_CATEGORIES,
@@ -426,7 +426,7 @@ def test_mixed_precision_output_dtype_and_float32_kl(policy, hard, rng):
                 (loss,) = layer.losses
                 assert keras.backend.standardize_dtype(loss.dtype) == "float32"
                 assert np.isfinite(float(to_numpy(loss))), case
-                if kl == "categorical" or not training:
+                if kl == "analytic" or not training:
                     np.testing.assert_allclose(
                         float(to_numpy(loss)), expected, rtol=1e-5, err_msg=case
                     )

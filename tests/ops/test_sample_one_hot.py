@@ -89,6 +89,23 @@ def test_masked_category_is_never_drawn():
     assert_counts_match(counts[allowed], probabilities)
 
 
+@pytest.mark.parametrize("logit", [1e7, 1e8, -3e7])
+def test_is_exact_for_equal_huge_logits(logit):
+    """Equal logits of 1e7 or more: each of two categories is drawn with
+    probability 1/2 (the noise is added after the maximum is subtracted,
+    not to logits whose float32 spacing is 1 or more).
+
+    Binomial test on 20,000 draws, two-sided; false-failure rate 1e-3.
+    """
+    draws = 20000
+    logits = np.full((draws, 2), logit, dtype="float32")
+    samples = to_numpy(sample_one_hot(logits, seed=34))
+    assert_one_hot(samples, axis=-1)
+    first_counts = int(samples[:, 0].sum())
+    p_value = stats.binomtest(first_counts, draws, 0.5).pvalue
+    assert p_value >= FALSE_FAILURE_RATE, first_counts
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 def test_output_has_the_shape_and_dtype_of_logits(dtype, rng):
     logits = ops.cast(rng.normal(size=(500, 6)), dtype)
