@@ -14,8 +14,10 @@ from keras import ops
 
 from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
+from keras_latent.ops.dtypes import is_empty
 from keras_latent.ops.noise import TINY
 from keras_latent.ops.noise import uniform_noise
+from keras_latent.ops.simplex import softmax
 from keras_latent.ops.straight_through import straight_through
 
 # What a latent layer returns at inference; see `categorical_inference` and
@@ -38,8 +40,11 @@ def _noisy_logits(logits, axis, seed):
     stay `-inf`, unless the whole slice is `-inf`, which has no
     distribution and gives NaN too.
     """
+    noise = gumbel_noise(ops.shape(logits), seed=seed)
+    if is_empty(logits):
+        return logits + noise
     maximum = ops.stop_gradient(ops.max(logits, axis=axis, keepdims=True))
-    return logits - maximum + gumbel_noise(ops.shape(logits), seed=seed)
+    return logits - maximum + noise
 
 
 def _with_nan_of(x, outputs, axis):
@@ -265,7 +270,7 @@ def categorical_inference(logits, eval_mode="mode", axis=-1, seed=None):
     elif eval_mode == "sample":
         outputs = sample_one_hot(logits, axis=axis, seed=seed)
     else:
-        outputs = ops.softmax(logits, axis=axis)
+        outputs = softmax(logits, axis=axis)
     return ops.cast(outputs, dtype)
 
 

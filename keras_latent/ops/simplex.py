@@ -13,6 +13,7 @@ from keras import ops
 
 from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
+from keras_latent.ops.dtypes import is_empty
 
 # Every normalizer p = [x - tau]_+^(1 / (alpha - 1)) of the entmax family,
 # applied to x = (alpha - 1) * logits with max(x) = 0, has p_max <= 1 and so
@@ -46,6 +47,8 @@ def _normalize(normalize_last_axis, x, axis):
     x, dtype = as_float32(x)
     if len(x.shape) == 0:
         raise validation.invalid_shape("x", "a tensor of rank >= 1", x.shape)
+    if is_empty(x):
+        return ops.cast(x, dtype)
     x = ops.moveaxis(x, axis, -1)
     rows, restore_shape = _as_rows(x)
     invalid = ops.any(
@@ -285,8 +288,10 @@ def entmax_bisect(x, alpha=1.5, axis=-1, n_iter=50):
     formed in the unshifted input where subtracting nearby numbers is
     exact. The output is then normalized, so that it sums to 1 whatever
     `n_iter` is. Measured against the `entmax` package in float64 on the
-    same float32 input, the error is below 2e-7 for any `alpha` from just
-    above 1 up to 3, below 1e-6 at 4, and up to about 1e-4 at 5.
+    same float32 input (30,000 random rows), the error is below 5e-7 for
+    any `alpha` from just above 1 up to 3.5. Beyond, an entry just inside
+    the support is resolved only to the float32 spacing of that offset:
+    errors reach a few 1e-6 at `alpha=4` and about 1e-4 at 5.
 
     The result does not change when a constant is added to a slice.
     Entries of `-inf` mask categories out: they get exactly 0 and a zero
