@@ -293,3 +293,17 @@ def test_nan_and_masks_do_not_leak_into_other_rows_gradients(rng):
     for name, normalize in NORMALIZERS.items():
         grad = gradient(normalize, x)
         assert np.all(np.isfinite(grad[1:])), name
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 1e39, 0.0, float("nan")])
+def test_a_temperature_float32_cannot_hold_is_rejected(temperature):
+    """1e-40 becomes 0 (or a flushed denormal) in float32, 1e39 overflows."""
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value received for argument `temperature`\. "
+        r"Expected a float value between 1\.17549e-38 and 3\.40282e\+38 "
+        r"\(a positive normal float32 number\)\. Received: temperature=",
+    ):
+        latent_ops.grouped_normalize(
+            np.zeros((1, 2), "float32"), 1, "softmax", temperature
+        )

@@ -280,7 +280,8 @@ def test_integer_logits_give_float32_samples():
 
 
 @pytest.mark.parametrize(
-    "temperature", [0.0, -1.0, 0, float("nan"), float("inf"), -float("inf")]
+    "temperature",
+    [0.0, -1.0, 0, float("nan"), float("inf"), -float("inf"), 1e-40, 1e39],
 )
 @pytest.mark.parametrize("hard", [False, True])
 def test_invalid_temperature_raises_value_error(temperature, hard):
