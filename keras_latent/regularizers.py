@@ -13,8 +13,8 @@ import keras
 from keras import ops
 
 from keras_latent import validation
-from keras_latent.ops.bernoulli import bernoulli_kl
 from keras_latent.ops.dtypes import as_float32
+from keras_latent.ops.kl import bernoulli_kl
 
 # Mean activations are clipped into [_EPSILON, 1 - _EPSILON]; in float32
 # 1 - 1e-7 is still below 1, so both logs of the Bernoulli KL stay finite.

@@ -9,6 +9,9 @@ import numbers
 
 import numpy as np
 
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def _invalid(name, expected, value):
     return ValueError(
@@ -99,15 +102,45 @@ def check_axis(name, value):
     return int(value)
 
 
-def check_temperature(value, name="temperature"):
+def check_divisor(name, value, dividend_name, dividend):
+    """Checks an integer >= 1 that divides `dividend` (if known). Returns it."""
+    value = check_integer(name, value, minimum=1)
+    if dividend is not None and dividend % value:
+        raise _invalid(name, f"a divisor of {dividend_name}={dividend}", value)
+    return value
+
+
+def check_positive_float32(name, value):
+    """Checks a float that holds as a positive normal float32 number.
+
+    Such a value is finite, > 0, and survives the cast to a float32 variable
+    or op: 1e-40 would become 0 (or a denormal that some backends flush to
+    0) and 1e39 would overflow. Returns it as a Python float.
+    """
+    if (
+        not is_python_number(value)
+        or not math.isfinite(value)
+        or not FLOAT32_TINY <= value <= FLOAT32_MAX
+    ):
+        raise _invalid(
+            name,
+            f"a float value between {FLOAT32_TINY:.6g} and "
+            f"{FLOAT32_MAX:.6g} (a positive normal float32 number)",
+            value,
+        )
+    return float(value)
+
+
+def check_temperature(name, value):
     """Checks a temperature given as a Python number; tensors pass through.
 
-    A tensor or variable cannot be inspected inside a compiled function, so
-    only plain numbers are validated here; layers validate their initial
-    value at construction.
+    A number is checked by `check_positive_float32`. A tensor or variable
+    cannot be inspected inside a compiled function, so only plain numbers
+    are validated here; layers validate their initial value at
+    construction.
     """
     if is_python_number(value):
-        return check_positive_float(name, value)
+        return check_positive_float32(name, value)
     return value
 
 

@@ -9,22 +9,7 @@ from keras_latent import ops as latent_ops
 from keras_latent import validation
 from keras_latent.layers.latent_layer import LatentLayer
 
-
-def bernoulli_inference(logits, eval_mode, seed):
-    """The output of a binary layer at inference.
-
-    `"mode"`: 1 where the logit is positive; `"sample"`: an exact Bernoulli
-    sample; `"probs"`: sigmoid(logits).
-    """
-    logits32 = ops.cast(logits, "float32")
-    if eval_mode == "mode":
-        outputs = ops.cast(logits32 > 0, "float32")
-    elif eval_mode == "sample":
-        uniform = latent_ops.uniform_noise(ops.shape(logits32), seed=seed)
-        outputs = ops.cast(uniform < ops.sigmoid(logits32), "float32")
-    else:
-        outputs = ops.sigmoid(logits32)
-    return ops.cast(outputs, logits.dtype)
+KL_CHOICES = ("analytic", "relaxed")
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
@@ -40,11 +25,17 @@ class BernoulliLatent(LatentLayer):
 
     At every call it adds `kl_weight * mean_batch(sum_units KL)` to the
     model's losses, in float32 (the mean over the unmasked steps; 0 for an
-    empty batch), where KL is the analytic
-    KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior_probability)). A
-    `keras_latent.models.LatentModel` logs the unweighted KL, in nats, as
-    `<layer name>_kl`. The temperature and `kl_weight` are floats or
-    schedules evaluated at the layer's step counter (see `RelaxedLayer`).
+    empty batch). A `keras_latent.models.LatentModel` logs the unweighted
+    KL, in nats, as `<layer name>_kl`. The temperature and `kl_weight` are
+    floats or schedules evaluated at the layer's step counter (see
+    `RelaxedLayer`). The KL is:
+    - `kl="analytic"`: the analytic
+      KL(Bernoulli(sigmoid(logits)) || Bernoulli(prior_probability)).
+    - `kl="relaxed"`: in training, the single-sample Monte Carlo estimate
+      log q(x) - log p(x) between the logistic densities of the logit `x`
+      of the relaxed sample under posterior and prior at the current
+      temperature (see `keras_latent.ops.relaxed_bernoulli_kl`); at
+      inference, the analytic KL.
 
     Args:
         temperature: a float > 0, or a schedule of the training step
@@ -55,6 +46,7 @@ class BernoulliLatent(LatentLayer):
             and 1.
         kl_weight: the weight of the KL term, a float >= 0 or a schedule
             of the training step.
+        kl: `"analytic"` or `"relaxed"`.
         eval_mode: `"sample"`, `"mode"` or `"probs"`.
         seed: an integer or None, the seed of the layer's `SeedGenerator`.
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
@@ -86,6 +78,7 @@ class BernoulliLatent(LatentLayer):
         hard: bool = False,
         prior_probability: float = 0.5,
         kl_weight: float = 1.0,
+        kl: str = "analytic",
         eval_mode: str = "sample",
         seed: int | None = None,
         **kwargs,
@@ -103,23 +96,30 @@ class BernoulliLatent(LatentLayer):
         )
         p = self.prior_probability
         self.prior_logit = math.log(p) - math.log1p(-p)
+        self.kl = validation.check_choice("kl", kl, KL_CHOICES)
 
     def call(self, inputs, training=None, mask=None):
+        # In float32: a KL rounded to half precision loses up to 0.4%.
+        logits = ops.cast(inputs, "float32")
+        temperature = self.current_temperature()
         if training:
-            outputs = latent_ops.relaxed_bernoulli(
+            outputs, logit_sample = latent_ops.relaxed_bernoulli(
                 inputs,
-                temperature=self.current_temperature(),
+                temperature=temperature,
                 hard=self.hard,
                 seed=self.seed_generator,
+                return_logit_sample=True,
             )
         else:
-            outputs = bernoulli_inference(
+            outputs = latent_ops.bernoulli_inference(
                 inputs, self.eval_mode, self.seed_generator
             )
-        # In float32: a KL rounded to half precision loses up to 0.4%.
-        kl = latent_ops.bernoulli_kl(
-            ops.cast(inputs, "float32"), self.prior_logit
-        )
+        if training and self.kl == "relaxed":
+            kl = latent_ops.relaxed_bernoulli_kl(
+                logit_sample, logits, self.prior_logit, temperature
+            )
+        else:
+            kl = latent_ops.bernoulli_kl(logits, self.prior_logit)
         self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1), mask)
         if training:
             self._count_training_call()
@@ -132,4 +132,5 @@ class BernoulliLatent(LatentLayer):
         return {
             **super().get_config(),
             "prior_probability": self.prior_probability,
+            "kl": self.kl,
         }

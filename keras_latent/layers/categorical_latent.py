@@ -6,10 +6,10 @@ from keras import ops
 
 from keras_latent import ops as latent_ops
 from keras_latent import validation
-from keras_latent.layers.gumbel_softmax import categorical_inference
 from keras_latent.layers.latent_layer import LatentLayer
 
 PRIOR_SUM_TOLERANCE = 1e-5
+KL_CHOICES = ("analytic", "relaxed")
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
@@ -31,12 +31,20 @@ class CategoricalLatent(LatentLayer):
     unweighted KL, in nats, as `<layer name>_kl`. The temperature and
     `kl_weight` are floats or schedules evaluated at the layer's step
     counter (see `RelaxedLayer`). The KL is:
-    - `kl="categorical"`: the analytic KL(q || prior) between the discrete
+    - `kl="analytic"`: the analytic KL(q || prior) between the discrete
       posterior q = softmax(logits) and the prior.
     - `kl="relaxed"`: in training, the single-sample Monte Carlo estimate
       log q(y) - log p(y) between the Concrete densities of posterior and
       prior at the current temperature, at the soft sample y (Maddison et
-      al. 2017, appendix C); at inference, the analytic KL.
+      al. 2017, appendix C), computed from its log-sample so that it stays
+      unbiased at low temperatures (see
+      `keras_latent.ops.relaxed_categorical_kl`); at inference, the
+      analytic KL.
+
+    A fixed prior may give some categories probability 0. Those categories
+    are then excluded: the posterior logits are masked to `-inf` there, so
+    that no sample, mode or probability ever picks them and the KL stays
+    finite (the KL over the remaining categories).
 
     Args:
         num_variables: the number of latent variables, an integer >= 1.
@@ -47,10 +55,11 @@ class CategoricalLatent(LatentLayer):
         prior: `"uniform"`, `"learned"` (trainable prior logits, one row per
             variable), or fixed probabilities: an array of shape
             `(num_categories,)` or `(num_variables, num_categories)`,
-            non-negative, each row summing to 1.
+            non-negative, each row summing to 1 (zeros exclude
+            categories, see above).
         kl_weight: the weight of the KL term, a float >= 0 or a schedule
             of the training step.
-        kl: `"categorical"` or `"relaxed"`.
+        kl: `"analytic"` or `"relaxed"`.
         eval_mode: `"sample"`, `"mode"` or `"probs"`.
         seed: an integer or None, the seed of the layer's `SeedGenerator`.
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
@@ -82,8 +91,6 @@ class CategoricalLatent(LatentLayer):
         - [Maddison et al., 2017](https://arxiv.org/abs/1611.00712)
     """
 
-    kl_estimators = ("categorical", "relaxed")
-
     def __init__(
         self,
         num_variables: int,
@@ -92,7 +99,7 @@ class CategoricalLatent(LatentLayer):
         hard: bool = False,
         prior="uniform",
         kl_weight: float = 1.0,
-        kl: str = "categorical",
+        kl: str = "analytic",
         eval_mode: str = "sample",
         seed: int | None = None,
         **kwargs,
@@ -111,7 +118,7 @@ class CategoricalLatent(LatentLayer):
         self.num_categories = validation.check_integer(
             "num_categories", num_categories, minimum=2
         )
-        self.kl = validation.check_choice("kl", kl, self.kl_estimators)
+        self.kl = validation.check_choice("kl", kl, KL_CHOICES)
         self.prior, self.fixed_prior_log_probs = self._check_prior(prior)
 
     def _check_prior(self, prior):
@@ -178,6 +185,12 @@ class CategoricalLatent(LatentLayer):
             input_shape,
         )
 
+    def _prior_excludes_categories(self):
+        """Whether a fixed prior gives some category probability 0."""
+        return self.fixed_prior_log_probs is not None and not np.all(
+            np.isfinite(self.fixed_prior_log_probs)
+        )
+
     def _prior_logits(self):
         if self.prior == "uniform":
             return None
@@ -192,10 +205,14 @@ class CategoricalLatent(LatentLayer):
                 inputs, (*batch_shape, self.num_variables, self.num_categories)
             )
         prior_logits = self._prior_logits()
+        if self._prior_excludes_categories():
+            inputs = ops.where(
+                np.isfinite(self.fixed_prior_log_probs), inputs, -np.inf
+            )
         if training:
             outputs, kl = self._relaxed_sample_and_kl(inputs, prior_logits)
         else:
-            outputs = categorical_inference(
+            outputs = latent_ops.categorical_inference(
                 inputs, self.eval_mode, -1, self.seed_generator
             )
             kl = latent_ops.categorical_kl(
@@ -211,24 +228,20 @@ class CategoricalLatent(LatentLayer):
         # sample underflows to 0 where the Concrete density needs log(y).
         logits32 = ops.cast(logits, "float32")
         temperature = self.current_temperature()
-        soft = latent_ops.gumbel_softmax(
-            logits32, temperature, seed=self.seed_generator
+        sample, log_sample = latent_ops.gumbel_softmax(
+            logits32,
+            temperature,
+            hard=self.hard,
+            seed=self.seed_generator,
+            return_log_sample=True,
         )
         if self.kl == "relaxed":
-            if prior_logits is None:
-                prior_logits = ops.zeros((self.num_categories,))
-            kl = latent_ops.relaxed_one_hot_log_prob(
-                soft, logits32, temperature
-            ) - latent_ops.relaxed_one_hot_log_prob(
-                soft, prior_logits, temperature
+            kl = latent_ops.relaxed_categorical_kl(
+                log_sample, logits32, prior_logits, temperature
             )
         else:
             kl = latent_ops.categorical_kl(logits32, prior_logits)
-        if self.hard:
-            soft = latent_ops.straight_through(
-                latent_ops.one_hot_argmax(soft), soft
-            )
-        return ops.cast(soft, logits.dtype), kl
+        return ops.cast(sample, logits.dtype), kl
 
     def compute_output_shape(self, input_shape):
         if self._is_structured(input_shape):

@@ -7,8 +7,9 @@ from keras import ops
 
 from keras_latent import ops as latent_ops
 from keras_latent import validation
+from keras_latent.ops.simplex import NORMALIZERS as SIMPLEX_NORMALIZERS
 
-NORMALIZERS = ("softmax", "sparsemax", "entmax15", "gumbel")
+NORMALIZERS = (*SIMPLEX_NORMALIZERS, "gumbel")
 
 
 def inverse_softplus(value):

@@ -4,8 +4,7 @@ import keras
 
 from keras_latent import ops as latent_ops
 from keras_latent import validation
-from keras_latent.ops.grouped_normalize import check_groups
-from keras_latent.ops.grouped_normalize import check_normalizer
+from keras_latent.ops.simplex import check_normalizer
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
@@ -52,16 +51,21 @@ class GroupedSoftmax(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.groups = check_groups(groups, units=None)
+        self.groups = validation.check_divisor("groups", groups, "units", None)
         self.normalizer = check_normalizer(normalizer)
-        self.temperature = validation.check_positive_float(
+        self.temperature = validation.check_positive_float32(
             "temperature", temperature
         )
         # A mask passes through unchanged, as in `keras.layers.GaussianNoise`.
         self.supports_masking = True
 
     def build(self, input_shape):
-        check_groups(self.groups, input_shape[-1], "the input's last dimension")
+        validation.check_divisor(
+            "groups",
+            self.groups,
+            "the input's last dimension",
+            input_shape[-1],
+        )
 
     def call(self, inputs):
         return latent_ops.grouped_normalize(

@@ -1,26 +1,10 @@
 """The Gumbel-softmax layer."""
 
 import keras
-from keras import ops
 
 from keras_latent import ops as latent_ops
 from keras_latent import validation
 from keras_latent.layers.relaxed_layer import RelaxedLayer
-
-
-def categorical_inference(logits, eval_mode, axis, seed):
-    """The deterministic or exact output of a categorical layer at inference.
-
-    `"mode"`: one-hot of the argmax; `"sample"`: an exact one-hot sample;
-    `"probs"`: softmax(logits).
-    """
-    if eval_mode == "mode":
-        return latent_ops.one_hot_argmax(logits, axis=axis)
-    if eval_mode == "sample":
-        return latent_ops.sample_one_hot(logits, axis=axis, seed=seed)
-    return ops.cast(
-        ops.softmax(ops.cast(logits, "float32"), axis), logits.dtype
-    )
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
@@ -106,7 +90,7 @@ class GumbelSoftmax(RelaxedLayer):
             )
             self._count_training_call()
             return outputs
-        return categorical_inference(
+        return latent_ops.categorical_inference(
             inputs, self.eval_mode, self.axis, self.seed_generator
         )
 

@@ -6,8 +6,7 @@ import keras
 
 from keras_latent import ops as latent_ops
 from keras_latent import validation
-from keras_latent.ops.grouped_normalize import check_groups
-from keras_latent.ops.grouped_normalize import check_normalizer
+from keras_latent.ops.simplex import check_normalizer
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
@@ -100,9 +99,9 @@ class HiddenSoftmax(keras.layers.Dense):
             bias_constraint=bias_constraint,
             **kwargs,
         )
-        self.groups = check_groups(groups, units)
+        self.groups = validation.check_divisor("groups", groups, "units", units)
         self.normalizer = check_normalizer(normalizer)
-        self.temperature = validation.check_positive_float(
+        self.temperature = validation.check_positive_float32(
             "temperature", temperature
         )
         # Dense applies `self.activation` on every call path (float, LoRA,

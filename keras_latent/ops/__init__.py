@@ -1,21 +1,38 @@
 """Backend-agnostic math of keras-latent, built on `keras.ops`.
 
 Every function computes in float32 and returns the input's dtype.
+
+- `simplex`: softmax, sparsemax, entmax15 and entmax_bisect, with one
+  masking rule; `grouped_normalize` applies them within groups of units.
+- `gumbel`: relaxed (Concrete) samples in log space, their densities, exact
+  one-hot samples and the outputs of a categorical layer at inference.
+- `bernoulli`: relaxed and exact Bernoulli samples and their densities.
+- `kl`: analytic KLs, and Monte Carlo KLs from log-space samples.
+- `content_addressing`: the read of a memory by content.
 """
 
-from keras_latent.ops.bernoulli import bernoulli_kl
+from keras_latent.ops.bernoulli import bernoulli_inference
 from keras_latent.ops.bernoulli import relaxed_bernoulli
-from keras_latent.ops.categorical_kl import categorical_kl
+from keras_latent.ops.bernoulli import relaxed_bernoulli_logit_log_prob
+from keras_latent.ops.bernoulli import relaxed_bernoulli_logit_sample
+from keras_latent.ops.bernoulli import sample_bernoulli
 from keras_latent.ops.content_addressing import content_weights
 from keras_latent.ops.content_addressing import cosine_similarity
 from keras_latent.ops.content_addressing import weighted_read
-from keras_latent.ops.entmax import entmax15
-from keras_latent.ops.entmax import entmax_bisect
 from keras_latent.ops.grouped_normalize import grouped_normalize
-from keras_latent.ops.gumbel_softmax import gumbel_softmax
-from keras_latent.ops.gumbel_softmax import one_hot_argmax
-from keras_latent.ops.gumbel_softmax import sample_one_hot
-from keras_latent.ops.noise import uniform_noise
-from keras_latent.ops.relaxed_log_prob import relaxed_one_hot_log_prob
-from keras_latent.ops.sparsemax import sparsemax
+from keras_latent.ops.gumbel import categorical_inference
+from keras_latent.ops.gumbel import exp_relaxed_one_hot_log_prob
+from keras_latent.ops.gumbel import gumbel_softmax
+from keras_latent.ops.gumbel import one_hot_argmax
+from keras_latent.ops.gumbel import relaxed_one_hot_log_prob
+from keras_latent.ops.gumbel import relaxed_one_hot_log_sample
+from keras_latent.ops.gumbel import sample_one_hot
+from keras_latent.ops.kl import bernoulli_kl
+from keras_latent.ops.kl import categorical_kl
+from keras_latent.ops.kl import relaxed_bernoulli_kl
+from keras_latent.ops.kl import relaxed_categorical_kl
+from keras_latent.ops.simplex import entmax15
+from keras_latent.ops.simplex import entmax_bisect
+from keras_latent.ops.simplex import softmax
+from keras_latent.ops.simplex import sparsemax
 from keras_latent.ops.straight_through import straight_through

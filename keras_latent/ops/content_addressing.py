@@ -4,21 +4,21 @@ from keras import ops
 
 from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
-from keras_latent.ops.grouped_normalize import NORMALIZERS
-from keras_latent.ops.gumbel_softmax import gumbel_softmax
-from keras_latent.ops.gumbel_softmax import one_hot_argmax
+from keras_latent.ops.gumbel import gumbel_softmax
+from keras_latent.ops.gumbel import one_hot_argmax
+from keras_latent.ops.simplex import NORMALIZERS
 
 # The deterministic normalizers, then "gumbel" (a hard straight-through
 # sample) and "argmax" (that sample's mode, without gradient).
 ADDRESSING_NORMALIZERS = (*NORMALIZERS, "gumbel", "argmax")
 
 
-def check_epsilon(epsilon):
+def _check_epsilon(epsilon):
     """Checks the norm floor of `cosine_similarity`; returns it as a float."""
     return validation.check_positive_float("epsilon", epsilon)
 
 
-def unit_vectors(x, epsilon):
+def _unit_vectors(x, epsilon):
     """`x / max(norm(x), epsilon)` along the last axis.
 
     The floor applies to the squared norm, so a zero vector maps to zero
@@ -59,11 +59,11 @@ def cosine_similarity(keys, memory, epsilon=1e-6):
         - [Graves et al., 2014, section 3.3.1](
           https://arxiv.org/abs/1410.5401)
     """
-    epsilon = check_epsilon(epsilon)
+    epsilon = _check_epsilon(epsilon)
     keys, dtype = as_float32(keys)
     memory, _ = as_float32(memory)
-    unit_keys = ops.expand_dims(unit_vectors(keys, epsilon), -1)
-    similarity = ops.matmul(unit_vectors(memory, epsilon), unit_keys)
+    unit_keys = ops.expand_dims(_unit_vectors(keys, epsilon), -1)
+    similarity = ops.matmul(_unit_vectors(memory, epsilon), unit_keys)
     return ops.cast(ops.squeeze(similarity, -1), dtype)
 
 

@@ -17,3 +17,12 @@ def as_float32(x):
     if not keras.backend.is_float_dtype(dtype):
         dtype = "float32"
     return ops.cast(x, "float32"), dtype
+
+
+def is_empty(x):
+    """Whether `x` has a dimension statically known to be 0.
+
+    Reductions such as `keras.ops.max` refuse an empty tensor on the torch
+    backend; an op returns its empty result before reaching them.
+    """
+    return any(dimension == 0 for dimension in x.shape)

@@ -4,30 +4,8 @@ from keras import ops
 
 from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
-from keras_latent.ops.entmax import entmax15
-from keras_latent.ops.sparsemax import sparsemax
-
-NORMALIZERS = {
-    "softmax": ops.softmax,
-    "sparsemax": sparsemax,
-    "entmax15": entmax15,
-}
-
-
-def check_normalizer(normalizer):
-    """Checks a normalizer name; returns it."""
-    return validation.check_choice("normalizer", normalizer, tuple(NORMALIZERS))
-
-
-def check_groups(groups, units, units_name="units"):
-    """Checks that `groups` is an integer >= 1 that divides `units`."""
-    groups = validation.check_integer("groups", groups, minimum=1)
-    if units is not None and units % groups:
-        raise ValueError(
-            "Invalid value received for argument `groups`. Expected a "
-            f"divisor of {units_name}={units}. Received: groups={groups}"
-        )
-    return groups
+from keras_latent.ops.simplex import NORMALIZERS
+from keras_latent.ops.simplex import check_normalizer
 
 
 def grouped_normalize(x, groups=1, normalizer="softmax", temperature=1.0):
@@ -37,12 +15,15 @@ def grouped_normalize(x, groups=1, normalizer="softmax", temperature=1.0):
     groups of `units // groups` entries, and `normalizer` maps each group of
     `x / temperature` onto the probability simplex: `"softmax"` (dense),
     `"sparsemax"` (Martins and Astudillo 2016) or `"entmax15"` (Peters et
-    al. 2019, 1.5-entmax), the last two giving exact zeros. With
+    al. 2019, 1.5-entmax), the last two giving exact zeros (see
+    `keras_latent.ops.simplex` for the shared masking rule: a group of
+    `-inf` gives zeros, a group holding NaN or `+inf` gives NaN). With
     `groups=1` the whole axis is one distribution. A lower temperature gives
     more peaked (for sparsemax and entmax, sparser) groups.
 
     Args:
-        x: float tensor of shape `(..., units)`, `units` known statically.
+        x: float tensor of shape `(..., units)`, of rank >= 1, `units`
+            known statically.
         groups: an integer >= 1 that divides `units`.
         normalizer: `"softmax"`, `"sparsemax"` or `"entmax15"`.
         temperature: a finite float > 0, or a scalar tensor.
@@ -62,10 +43,16 @@ def grouped_normalize(x, groups=1, normalizer="softmax", temperature=1.0):
         - [Peters et al., 2019](https://arxiv.org/abs/1905.05702)
     """
     normalize = NORMALIZERS[check_normalizer(normalizer)]
-    temperature = validation.check_temperature(temperature)
+    temperature = validation.check_temperature("temperature", temperature)
     x, dtype = as_float32(x)
+    if len(x.shape) == 0:
+        raise validation.invalid_shape("x", "a tensor of rank >= 1", x.shape)
     units = x.shape[-1]
-    groups = check_groups(groups, units)
+    if units is None:
+        raise validation.invalid_shape(
+            "x", "a statically known last dimension", x.shape
+        )
+    groups = validation.check_divisor("groups", groups, "units", units)
     shape = ops.shape(x)
     grouped = ops.reshape(
         x / ops.cast(temperature, "float32"),

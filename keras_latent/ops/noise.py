@@ -1,4 +1,4 @@
-"""Seeded Gumbel and logistic noise, drawn in float32 and always finite."""
+"""Seeded uniform noise on the open interval (0, 1), drawn in float32."""
 
 import numpy as np
 from keras import ops
@@ -27,17 +27,3 @@ def uniform_noise(shape, seed=None):
         shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
     )
     return ops.clip(u, TINY, ONE_MINUS_EPSILON)
-
-
-def gumbel_noise(shape, seed=None):
-    """Float32 standard Gumbel noise, -log(-log(u)) for u ~ Uniform(0, 1).
-
-    The values lie in about [-4.5, 16.6]: finite by construction.
-    """
-    return -ops.log(-ops.log(uniform_noise(shape, seed=seed)))
-
-
-def logistic_noise(shape, seed=None):
-    """Float32 standard logistic noise, log(u) - log(1 - u)."""
-    u = uniform_noise(shape, seed=seed)
-    return ops.log(u) - ops.log1p(-u)

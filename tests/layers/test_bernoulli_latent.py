@@ -201,6 +201,10 @@ def received(name, value):
         ("temperature", -2.0),
         ("temperature", float("nan")),
         ("temperature", float("inf")),
+        ("temperature", 1e-40),
+        ("temperature", 1e39),
+        ("kl", "categorical"),
+        ("kl", "Analytic"),
         ("hard", 1),
         ("seed", -1),
         ("seed", 1.5),
@@ -209,3 +213,44 @@ def received(name, value):
 def test_invalid_argument_raises(name, value):
     with pytest.raises(ValueError, match=received(name, value)):
         BernoulliLatent(**{name: value})
+
+
+def logistic_log_density(logit_sample, logits, temperature):
+    """log t + log sigmoid(z) + log sigmoid(-z), z = t x - l, in float64."""
+    z = temperature * logit_sample - logits
+    return np.log(temperature) - np.logaddexp(0, -z) - np.logaddexp(0, z)
+
+
+def test_relaxed_kl_in_training_is_the_logistic_log_density_ratio(rng):
+    """KL = mean_batch sum_units [log q(x) - log p(x)] at the logit x of the
+    layer's own sample, q and p logistic at the layer's temperature."""
+    temperature = 0.5
+    logits = rng.normal(size=(8, 6)).astype("float32")
+    layer = BernoulliLatent(
+        temperature=temperature,
+        prior_probability=0.3,
+        kl="relaxed",
+        kl_weight=0.5,
+        seed=4,
+    )
+    outputs = to_numpy(layer(logits, training=True))
+    logit_sample = np.log(outputs) - np.log1p(-outputs)
+    prior_logit = np.log(0.3) - np.log(0.7)
+    log_ratio = logistic_log_density(
+        logit_sample, logits, temperature
+    ) - logistic_log_density(logit_sample, prior_logit, temperature)
+    expected = 0.5 * np.mean(np.sum(log_ratio, axis=-1))
+    np.testing.assert_allclose(kl_loss(layer), expected, rtol=1e-4, atol=1e-4)
+    layer(logits, training=False)
+    analytic = 0.5 * np.mean(
+        np.sum(references.bernoulli_kl(logits, np.log(0.3 / 0.7)), axis=-1)
+    )
+    np.testing.assert_allclose(kl_loss(layer), analytic, rtol=1e-5)
+
+
+def test_kl_defaults_to_analytic_and_round_trips():
+    layer = BernoulliLatent(kl="relaxed")
+    assert BernoulliLatent().kl == "analytic"
+    config = layer.get_config()
+    assert config["kl"] == "relaxed"
+    assert BernoulliLatent.from_config(config).kl == "relaxed"

@@ -138,7 +138,7 @@ def test_temperature_may_be_a_scalar_tensor(rng):
 
 
 @pytest.mark.parametrize(
-    "temperature", [0.0, -2.0, 0, float("nan"), float("inf")]
+    "temperature", [0.0, -2.0, 0, float("nan"), float("inf"), 1e-40, 1e39]
 )
 @pytest.mark.parametrize("hard", [False, True])
 def test_invalid_temperature_raises_value_error(temperature, hard):

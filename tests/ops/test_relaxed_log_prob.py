@@ -146,7 +146,7 @@ def test_returns_the_dtype_of_logits(dtype, rng):
 
 
 @pytest.mark.parametrize(
-    "temperature", [0.0, -0.5, 0, float("nan"), float("inf")]
+    "temperature", [0.0, -0.5, 0, float("nan"), float("inf"), 1e-40, 1e39]
 )
 def test_invalid_temperature_raises_value_error(temperature):
     pattern = "`temperature`.*" + re.escape(f"temperature={temperature!r}")

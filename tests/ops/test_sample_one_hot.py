@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 from scipy import special
+from scipy import stats
 
 from keras_latent.ops import gumbel_softmax
 from keras_latent.ops import sample_one_hot
@@ -72,6 +73,23 @@ def test_masked_category_is_never_drawn():
     references.assert_counts_match(
         counts[allowed], probabilities, FALSE_FAILURE_RATE
     )
+
+
+@pytest.mark.parametrize("logit", [1e7, 1e8, -3e7])
+def test_is_exact_for_equal_huge_logits(logit):
+    """Equal logits of 1e7 or more: each of two categories is drawn with
+    probability 1/2 (the noise is added after the maximum is subtracted,
+    not to logits whose float32 spacing is 1 or more).
+
+    Binomial test on 20,000 draws, two-sided; false-failure rate 1e-3.
+    """
+    draws = 20000
+    logits = np.full((draws, 2), logit, dtype="float32")
+    samples = to_numpy(sample_one_hot(logits, seed=34))
+    references.assert_exact_one_hot(samples, axis=-1)
+    first_counts = int(samples[:, 0].sum())
+    p_value = stats.binomtest(first_counts, draws, 0.5).pvalue
+    assert p_value >= FALSE_FAILURE_RATE, first_counts
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
