@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 BACKENDS ?= tensorflow jax torch
 # The CPU wheel of PyTorch; a bare `torch` pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# Two workers: the suite is CPU-bound (compilation, statistical tests), and
+# CI machines have two cores.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-test lint clean
@@ -17,9 +20,16 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[tensorflow,examples]"
 
+# Test-only references, installed after the CPU wheel of PyTorch that
+# `entmax` needs: the `entmax` package (sparsemax and entmax by their
+# authors) and the ONNX tools that check `model.export(format="onnx")`.
+TEST_REFERENCES ?= entmax==1.3 onnx==1.23.2 onnxscript==0.7.2 \
+	onnxruntime==1.32.0
+
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[tensorflow,jax,examples,test]" ruff
+	$(BIN)/pip install --quiet $(TEST_REFERENCES)
 
 demo: install
 	KERAS_BACKEND=tensorflow $(BIN)/python examples/categorical_vae.py \
@@ -28,7 +38,8 @@ demo: install
 test: install-test
 	@status=0; for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q $(PYTEST_ARGS) \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q \
+			-n $(PYTEST_WORKERS) $(PYTEST_ARGS) \
 			|| status=1; \
 	done; exit $$status
 

@@ -13,34 +13,9 @@ Keras's own learning-rate schedules, and these can serve as learning rates.
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_latent import validation
-
-FLOAT32_MAX = float(np.finfo("float32").max)
-# The smallest positive normal float32: below it a value loses precision,
-# and a temperature below about 1e-45 becomes exactly 0.
-FLOAT32_TINY = float(np.finfo("float32").tiny)
-
-
-def check_float32(name, value, positive=False):
-    """Checks a finite float >= 0 (> 0 if `positive`) that float32 holds.
-
-    Returns it as a Python float.
-    """
-    lowest = FLOAT32_TINY if positive else 0.0
-    if (
-        not validation.is_python_number(value)
-        or not lowest <= value <= FLOAT32_MAX
-    ):
-        expected = "a float value > 0" if positive else "a float value >= 0"
-        raise validation.invalid_value(
-            name,
-            f"{expected} that float32 can hold (<= {FLOAT32_MAX:.4g})",
-            value,
-        )
-    return float(value)
 
 
 def is_schedule(value):
@@ -58,12 +33,12 @@ def check_value_or_schedule(name, value, positive=False):
     """
     if not is_schedule(value):
         if validation.is_python_number(value):
-            return check_float32(name, value, positive)
+            return validation.check_float32(name, value, positive)
         raise validation.invalid_value(
             name, "a float or a schedule (keras_latent.schedules)", value
         )
     lowest = getattr(value, "lower_bound", None)
-    if positive and lowest is not None and lowest < FLOAT32_TINY:
+    if positive and lowest is not None and lowest < validation.FLOAT32_TINY:
         raise validation.invalid_value(
             name, "a schedule whose values are all > 0", value
         )
@@ -165,13 +140,17 @@ class ExponentialDecay(Schedule):
         rate: float = 3e-5,
         update_every: int = 1,
     ):
-        self.initial = check_float32("initial", initial, positive=True)
-        self.minimum = check_float32("minimum", minimum, positive=True)
+        self.initial = validation.check_float32(
+            "initial", initial, positive=True
+        )
+        self.minimum = validation.check_float32(
+            "minimum", minimum, positive=True
+        )
         if self.minimum > self.initial:
             raise validation.invalid_value(
                 "minimum", f"a float value <= initial={self.initial!r}", minimum
             )
-        self.rate = check_float32("rate", rate)
+        self.rate = validation.check_float32("rate", rate)
         self.update_every = validation.check_integer(
             "update_every", update_every, minimum=1
         )
@@ -197,8 +176,8 @@ class ExponentialDecay(Schedule):
         Returns:
             An `ExponentialDecay`.
         """
-        initial = check_float32("initial", initial, positive=True)
-        minimum = check_float32("minimum", minimum, positive=True)
+        initial = validation.check_float32("initial", initial, positive=True)
+        minimum = validation.check_float32("minimum", minimum, positive=True)
         update_every = validation.check_integer(
             "update_every", update_every, minimum=1
         )
@@ -254,8 +233,8 @@ class LinearWarmup(Schedule):
         self.warmup_steps = validation.check_integer(
             "warmup_steps", warmup_steps, minimum=1
         )
-        self.start = check_float32("start", start)
-        self.end = check_float32("end", end)
+        self.start = validation.check_float32("start", start)
+        self.end = validation.check_float32("end", end)
         self.lower_bound = min(self.start, self.end)
 
     def __call__(self, step):
@@ -309,7 +288,9 @@ class PiecewiseConstant(Schedule):
                 values,
             )
         self.boundaries = [int(boundary) for boundary in boundaries]
-        self.values = [check_float32("values", value) for value in values]
+        self.values = [
+            validation.check_float32("values", value) for value in values
+        ]
         self.lower_bound = min(self.values)
 
     def __call__(self, step):
@@ -354,8 +335,8 @@ class CosineDecay(Schedule):
         self.decay_steps = validation.check_integer(
             "decay_steps", decay_steps, minimum=1
         )
-        self.initial = check_float32("initial", initial)
-        self.minimum = check_float32("minimum", minimum)
+        self.initial = validation.check_float32("initial", initial)
+        self.minimum = validation.check_float32("minimum", minimum)
         if self.minimum > self.initial:
             raise validation.invalid_value(
                 "minimum", f"a float value <= initial={self.initial!r}", minimum

@@ -110,25 +110,38 @@ def check_divisor(name, value, dividend_name, dividend):
     return value
 
 
-def check_positive_float32(name, value):
-    """Checks a float that holds as a positive normal float32 number.
+def check_float32(name, value, positive=False):
+    """Checks a float >= 0 (> 0 if `positive`) that float32 holds exactly.
 
-    Such a value is finite, > 0, and survives the cast to a float32 variable
-    or op: 1e-40 would become 0 (or a denormal that some backends flush to
-    0) and 1e39 would overflow. Returns it as a Python float.
+    Such a value is finite and survives the cast to a float32 variable or
+    op: 1e39 would overflow, and a positive 1e-40 would become 0 (or a
+    denormal that some backends flush to 0), so a positive value must be a
+    normal float32 number. Returns it as a Python float.
     """
+    lowest = FLOAT32_TINY if positive else 0.0
     if (
         not is_python_number(value)
         or not math.isfinite(value)
-        or not FLOAT32_TINY <= value <= FLOAT32_MAX
+        or not lowest <= value <= FLOAT32_MAX
+        or (not positive and 0 < value < FLOAT32_TINY)
     ):
-        raise _invalid(
-            name,
-            f"a float value between {FLOAT32_TINY:.6g} and "
-            f"{FLOAT32_MAX:.6g} (a positive normal float32 number)",
-            value,
-        )
+        if positive:
+            expected = (
+                f"a float value between {FLOAT32_TINY:.6g} and "
+                f"{FLOAT32_MAX:.6g} (a positive normal float32 number)"
+            )
+        else:
+            expected = (
+                f"0 or a float value between {FLOAT32_TINY:.6g} and "
+                f"{FLOAT32_MAX:.6g} (a normal float32 number)"
+            )
+        raise _invalid(name, expected, value)
     return float(value)
+
+
+def check_positive_float32(name, value):
+    """Checks a float > 0 that holds as a normal float32 number."""
+    return check_float32(name, value, positive=True)
 
 
 def check_temperature(name, value):

@@ -168,14 +168,24 @@ def check_ops(namespace, printed):
     assert tuple(read_shape) == (1, 8)
 
 
+def check_schedules(namespace, printed):
+    (iterations,), (temperature, kl_weight) = printed
+    # 2 epochs of 8 steps: the counter says 16, the decay has reached its
+    # floor of 0.5 and the 8-step warm-up its end value of 1.
+    assert int(iterations) == 16
+    assert temperature == 0.5
+    assert kl_weight == 1.0
+
+
 def check_callbacks(namespace, printed):
-    ((temperatures,),) = printed
-    # 8 steps per epoch; every 4 steps the temperature becomes
-    # max(0.5, exp(-0.01 * step)): last set at step 4 in the first epoch,
-    # at step 12 in the second.
+    (temperatures,), (kl_weights,) = printed
+    # 8 steps per epoch; the temperature in force after step s is
+    # max(0.5, exp(-0.01 * s)) with s a multiple of 4: 8, then 16.
     np.testing.assert_allclose(
-        temperatures, [math.exp(-0.04), math.exp(-0.12)], rtol=1e-6
+        temperatures, [math.exp(-0.08), math.exp(-0.16)], rtol=1e-6
     )
+    # A linear warm-up over 16 steps: half after 8, all after 16.
+    np.testing.assert_allclose(kl_weights, [0.5, 1.0], rtol=1e-6)
 
 
 def check_regularizers(namespace, printed):
@@ -198,28 +208,37 @@ def check_saving(namespace, printed):
     assert printed == [(True,)]
 
 
-CHECKS = {
-    "`GumbelSoftmax`": check_gumbel_softmax,
-    "`CategoricalLatent`": check_categorical_latent,
-    "`BernoulliLatent`": check_bernoulli_latent,
-    "`HiddenSoftmax` and `GroupedSoftmax`": check_hidden_softmax,
-    "`ContentAddressing`": check_content_addressing,
-    "Ops": check_ops,
-    "Callbacks": check_callbacks,
-    "Regularizers": check_regularizers,
-    "Losses": check_losses,
-    "Saving and loading": check_saving,
-}
+# The check of each snippet, in the README's order, by its section.
+CHECKS = [
+    ("`GumbelSoftmax`", check_gumbel_softmax),
+    ("`CategoricalLatent`", check_categorical_latent),
+    ("`BernoulliLatent`", check_bernoulli_latent),
+    ("`HiddenSoftmax` and `GroupedSoftmax`", check_hidden_softmax),
+    ("`ContentAddressing`", check_content_addressing),
+    ("Ops", check_ops),
+    ("Schedules and callbacks", check_schedules),
+    ("Schedules and callbacks", check_callbacks),
+    ("Regularizers", check_regularizers),
+    ("Losses", check_losses),
+    ("Saving and loading", check_saving),
+]
 
 
 def test_every_snippet_has_a_check_of_its_claims():
-    assert [heading for heading, _ in SNIPPETS] == list(CHECKS)
+    assert [heading for heading, _ in SNIPPETS] == [
+        heading for heading, _ in CHECKS
+    ]
 
 
 @pytest.mark.parametrize(
-    "heading, code", SNIPPETS, ids=[heading for heading, _ in SNIPPETS]
+    "code, check",
+    [
+        (code, check)
+        for (_, code), (_, check) in zip(SNIPPETS, CHECKS, strict=False)
+    ],
+    ids=[check.__name__ for _, check in CHECKS],
 )
-def test_readme_snippet_does_what_it_says(heading, code):
+def test_readme_snippet_does_what_it_says(code, check):
     printed = []
 
     def recording_print(*values, **kwargs):
@@ -228,4 +247,4 @@ def test_readme_snippet_does_what_it_says(heading, code):
 
     namespace = {"__name__": "readme", "print": recording_print}
     exec(compile(code, str(README), "exec"), namespace)
-    CHECKS[heading](namespace, printed)
+    check(namespace, printed)
