@@ -1,6 +1,7 @@
 """keras-latent: discrete latent variables and softmax-family hidden layers."""
 
 from keras_latent import callbacks
+from keras_latent import diagnostics
 from keras_latent import layers
 from keras_latent import losses
 from keras_latent import models
