@@ -189,9 +189,9 @@ def test_bound_converges_to_log_likelihood_in_batches_of_samples(
     # 1000 samples decoded 500 at a time: the log-sum-exp spans batches.
     encoder, latent, decoder, exact = categorical_case
     log_p, elbo, *_, ratio_variance = exact
-    images = IMAGES
+    images, copies = IMAGES, 10
     bound = evaluation.importance_weighted_bound(
-        np.tile(images, (20, 1)),
+        np.tile(images, (copies, 1)),
         encoder,
         latent,
         decoder,
@@ -200,10 +200,10 @@ def test_bound_converges_to_log_likelihood_in_batches_of_samples(
         batch_size=500,
         seed=5,
     )
-    result = bound.reshape(20, len(images)).mean(0)
+    result = bound.reshape(copies, len(images)).mean(0)
     # Delta method: L_m has bias -Var(w / p) / 2m and variance Var / m.
     bias = ratio_variance / 2000
-    standard_error = np.sqrt(ratio_variance / 1000 / 20)
+    standard_error = np.sqrt(ratio_variance / 1000 / copies)
     tolerance = bias + 5 * standard_error + 1e-4
     assert np.all(np.abs(result - log_p) < tolerance)
     # The test tells the bound from the ELBO: the gaps exceed the tolerance.
