@@ -146,6 +146,8 @@ CATEGORICAL_CASES = {
         [0.5, 0.0, 0.5],
         np.array([[np.log(0.5), -np.inf, np.log(0.5)]] * 2),
     ),
+    # The learned prior's logits are set to these values.
+    "learned": ("learned", references.log_softmax([[1.0, -0.5, 0.0]] * 2)),
 }
 
 
@@ -155,6 +157,8 @@ def categorical_case(request):
     encoder, decoder = fixed_model((2, 3))
     latent = keras_latent.layers.CategoricalLatent(2, 3, prior=prior)
     latent.build((None, 6))
+    if prior == "learned":
+        latent.prior_logits.assign([[1.0, -0.5, 0.0]] * 2)
     log_q, log_w = enumerated_log_weights(
         encoder, decoder, (2, 3), prior_log_probs
     )
