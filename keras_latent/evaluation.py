@@ -133,7 +133,6 @@ def importance_weighted_bound(
 
     Example:
 
-    >>> inputs = keras.Input((6,))
     >>> encoder = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8)])
     >>> latent = keras_latent.layers.CategoricalLatent(2, 4)
     >>> decoder = keras.Sequential(
