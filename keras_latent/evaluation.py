@@ -109,7 +109,10 @@ def importance_weighted_bound(
         x: the examples, an array or tensor with the batch as first axis.
         encoder: a `keras.Model`, layer (called with `training=False`) or
             function mapping `x` to the input of `latent_layer`: the
-            posterior logits.
+            posterior logits of each example, of shape
+            `(batch, num_variables * num_categories)` or
+            `(batch, num_variables, num_categories)` for a
+            `CategoricalLatent`, `(batch, units)` for a `BernoulliLatent`.
         latent_layer: the `CategoricalLatent` or `BernoulliLatent` of the
             model; its prior (uniform, learned or fixed, or
             `prior_probability`) is the prior `p(z)`.
