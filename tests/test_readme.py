@@ -208,6 +208,24 @@ def check_saving(namespace, printed):
     assert printed == [(True,)]
 
 
+def check_evaluation_and_diagnostics(namespace, printed):
+    (expectation,), (gradient,), (shape, negative_bound) = printed
+    # One variable: E = sum_k p_k (k - 0.45)^2, and its gradient
+    # p_k ((k - 0.45)^2 - E) with respect to logit k.
+    p = softmax([0.0, 1.0, -1.0])
+    values = (np.arange(3) - 0.45) ** 2
+    mean = np.sum(p * values)
+    np.testing.assert_allclose(to_numpy(expectation), mean, rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(gradient), [p * (values - mean)], rtol=1e-5, atol=1e-6
+    )
+    assert tuple(shape) == (5,)
+    # "-bound in nats per image": 16 pixels of an untrained decoder cost
+    # between 16 * log(2) - 6 and 16 * log(2) + 16 nats; a bound of the
+    # wrong sign, or averaged over pixels, is far from it.
+    assert 16 * math.log(2) - 6 < negative_bound < 16 * math.log(2) + 16
+
+
 # The check of each snippet, in the README's order, by its section.
 CHECKS = [
     ("`GumbelSoftmax`", check_gumbel_softmax),
@@ -221,6 +239,7 @@ CHECKS = [
     ("Regularizers", check_regularizers),
     ("Losses", check_losses),
     ("Saving and loading", check_saving),
+    ("Evaluation and diagnostics", check_evaluation_and_diagnostics),
 ]
 
 

@@ -7,6 +7,7 @@ Every function computes in float32 and returns the input's dtype.
 - `gumbel`: relaxed (Concrete) samples in log space, their densities, exact
   one-hot samples and the outputs of a categorical layer at inference.
 - `bernoulli`: relaxed and exact Bernoulli samples and their densities.
+- `discrete`: log-probabilities of exact one-hot and binary samples.
 - `kl`: analytic KLs, and Monte Carlo KLs from log-space samples.
 - `content_addressing`: the read of a memory by content.
 """
@@ -19,6 +20,8 @@ from keras_latent.ops.bernoulli import sample_bernoulli
 from keras_latent.ops.content_addressing import content_weights
 from keras_latent.ops.content_addressing import cosine_similarity
 from keras_latent.ops.content_addressing import weighted_read
+from keras_latent.ops.discrete import bernoulli_log_prob
+from keras_latent.ops.discrete import one_hot_categorical_log_prob
 from keras_latent.ops.grouped_normalize import grouped_normalize
 from keras_latent.ops.gumbel import categorical_inference
 from keras_latent.ops.gumbel import exp_relaxed_one_hot_log_prob
