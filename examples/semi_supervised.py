@@ -207,7 +207,13 @@ def build_parts(num_pixels, num_classes, hidden_units, latent_dim):
 
 
 def build_model(
-    parts, classification_weight, temperature, hard, seed, marginalize=False
+    parts,
+    classification_weight,
+    temperature,
+    hard,
+    seed,
+    marginalize=False,
+    learning_rate=1e-3,
 ):
     """The M2 model over `parts`; the class sampled or summed out.
 
@@ -236,7 +242,7 @@ def build_model(
     outputs = {"class_logits": class_logits, "negative_elbo": negative_elbo}
     model = keras.Model({"images": images, "labels": labels}, outputs)
     model.compile(
-        optimizer=keras.optimizers.Adam(3e-4),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss={"class_logits": keras.losses.CategoricalCrossentropy(True)},
         loss_weights={"class_logits": classification_weight},
     )
@@ -308,6 +314,24 @@ def unlabelled(images, num_classes=image_datasets.NUM_CLASSES):
     }
 
 
+def call_in_chunks(model, images, output_name, chunk_size=1000):
+    """One output of `model` on unlabelled `images`, as a NumPy array.
+
+    Plain calls, not `predict`: no function is compiled for a single pass.
+    """
+    chunks = []
+    for start in range(0, len(images), chunk_size):
+        batch = unlabelled(images[start : start + chunk_size])
+        outputs = model(batch, training=False)[output_name]
+        chunks.append(keras.ops.convert_to_numpy(outputs))
+    return np.concatenate(chunks)
+
+
+def softmax(logits):
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
+
+
 def train_and_evaluate(args, data, seed):
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
@@ -324,7 +348,9 @@ def train_and_evaluate(args, data, seed):
         args.hidden_units,
         args.latent_dim,
     )
-    model = build_model(parts, weight, schedule, args.hard, seed)
+    model = build_model(
+        parts, weight, schedule, args.hard, seed, False, args.learning_rate
+    )
     start = time.perf_counter()
     history = model.fit(
         {"images": images, "labels": labels},
@@ -334,13 +360,13 @@ def train_and_evaluate(args, data, seed):
         verbose=args.verbose,
     )
     seconds = time.perf_counter() - start
-    class_logits = model.predict(unlabelled(x_test), verbose=0)["class_logits"]
+    class_logits = call_in_chunks(model, x_test, "class_logits")
     marginalized = build_model(parts, weight, 1.0, False, seed, True)
-    negative_elbo = marginalized.predict(unlabelled(x_test), verbose=0)
+    negative_elbo = call_in_chunks(marginalized, x_test, "negative_elbo")
     result = {
         "seed": seed,
         "test_accuracy": float(np.mean(class_logits.argmax(-1) == y_test)),
-        "test_neg_elbo": float(np.mean(negative_elbo["negative_elbo"])),
+        "test_neg_elbo": float(np.mean(negative_elbo)),
         "final_train_loss": float(history.history["loss"][-1]),
         "labelled_repeats": repeats,
         "classification_weight": weight,
@@ -424,14 +450,9 @@ def reload_difference(model, path, images):
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     before, after = (
-        keras.ops.convert_to_numpy(
-            keras.ops.softmax(m.predict(unlabelled(images), verbose=0)[
-                "class_logits"
-            ])
-        )
-        for m in (model, reloaded)
+        call_in_chunks(m, images, "class_logits") for m in (model, reloaded)
     )
-    return float(np.max(np.abs(before - after)))
+    return float(np.max(np.abs(softmax(before) - softmax(after))))
 
 
 """
@@ -445,9 +466,14 @@ def parse_arguments(argv):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("--dataset", default="digits", choices=image_datasets.DATASET_NAMES)
+    add(
+        "--dataset",
+        default="digits",
+        choices=image_datasets.DATASET_NAMES,
+        help="digits: scikit-learn's 8x8 digits, no download",
+    )
     add("--epochs", type=int, default=100, help="passes over the rows")
-    add("--labels-per-class", type=int, default=10)
+    add("--labels-per-class", type=int, default=10, help="labelled images")
     add(
         "--labelled-share",
         type=float,
@@ -455,12 +481,13 @@ def parse_arguments(argv):
         help="labelled images are repeated to make about this share of rows",
     )
     add("--seeds", type=int, default=3, help="runs, with seeds 0, 1, ...")
-    add("--batch-size", type=int, default=100)
-    add("--hidden-units", type=int, default=500)
+    add("--learning-rate", type=float, default=1e-3, help="of Adam")
+    add("--batch-size", type=int, default=100, help="rows per step")
+    add("--hidden-units", type=int, default=500, help="per hidden layer")
     add("--latent-dim", type=int, default=50, help="dimensions of z")
     add("--hard", action="store_true", help="straight-through samples")
-    add("--initial-temperature", type=float, default=1.0)
-    add("--minimum-temperature", type=float, default=0.5)
+    add("--initial-temperature", type=float, default=1.0, help="at step 0")
+    add("--minimum-temperature", type=float, default=0.5, help="from mid-run")
     add(
         "--speed-classes",
         type=int,
@@ -469,8 +496,10 @@ def parse_arguments(argv):
         help="class counts of the timing (none: no timing)",
     )
     add("--speed-steps", type=int, default=20, help="timed steps per model")
-    add("--output-dir", default="outputs/semi_supervised")
-    add("--verbose", type=int, default=0, choices=(0, 1, 2))
+    add(
+        "--output-dir", default="outputs/semi_supervised", help="where to write"
+    )
+    add("--verbose", type=int, default=0, choices=(0, 1, 2), help="of fit")
     args = parser.parse_args(argv)
     for name in ("epochs", "seeds", "batch_size", "labels_per_class"):
         if getattr(args, name) < 1:
