@@ -105,6 +105,25 @@ def test_sampled_and_marginalized_elbo_agree_in_expectation(example, short_run):
     )
 
 
+def test_unlabelled_rows_give_the_classifier_no_gradient(example):
+    # One SGD step on all-zero label rows leaves a classifier unchanged;
+    # Keras's CategoricalCrossentropy moved it on TensorFlow.
+    classifier = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    classifier.compile(
+        optimizer=keras.optimizers.SGD(1.0),
+        loss=example.labelled_cross_entropy,
+    )
+    before = [w.copy() for w in classifier.get_weights()]
+    inputs = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    classifier.train_on_batch(inputs, np.zeros((8, 3), "float32"))
+    for weight, old in zip(classifier.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(weight, old)
+    one_label = np.zeros((8, 3), "float32")
+    one_label[0, 1] = 1.0
+    classifier.train_on_batch(inputs, one_label)
+    assert not np.array_equal(classifier.get_weights()[0], before[0])
+
+
 def test_semi_supervised_help_gives_every_default(example, capsys):
     with pytest.raises(SystemExit):
         example.main(["--help"])
