@@ -12,13 +12,15 @@ M2 generates an image `x` from a class `y` and a Gaussian style `z`:
 network has a classifier `q(y | x)` and an encoder `q(z | x, y)`. A labelled
 image has the bound `-L(x, y) = E_q(z|x,y)[log p(x | y, z)] + log p(y) -
 KL(q(z | x, y) || p(z))`. For an unlabelled image the class is latent too:
-`-U(x) = E_q(y|x)[-L(x, y)] - KL(q(y | x) || p(y)) + log p(y)`, up to the
-same constant. Kingma et al. compute the expectation over `y` exactly, by
-running the encoder and decoder once per class; Jang et al. replace it with
-one Gumbel-softmax sample of `y`, whose cost does not grow with the number
-of classes. The classifier also gets a cross-entropy on the labelled images,
-weighted by `alpha = 0.1 * N` as in Kingma et al., so the loss is
-`mean(-ELBO) + 0.1 * mean_labelled(cross-entropy)` per image, in nats.
+`-U(x) = E_q(y|x)[-L(x, y)] + H(q(y | x))`, that is
+`E_q(y,z|x)[log p(x | y, z)] - E_q(y|x)[KL(q(z | x, y) || p(z))] -
+KL(q(y | x) || p(y))`. Kingma et al. compute the expectation over `y`
+exactly, by running the encoder and decoder once per class; Jang et al.
+replace it with one Gumbel-softmax sample of `y`, whose cost does not grow
+with the number of classes. The classifier also gets a cross-entropy on the
+labelled images, weighted by `alpha = 0.1 * N` as in Kingma et al., so the
+loss is `mean(-ELBO) + 0.1 * mean_labelled(cross-entropy)` per image, in
+nats.
 
     KERAS_BACKEND=jax python examples/semi_supervised.py --seeds 3 \\
         --dataset fashion_mnist --epochs 5 --output-dir outputs/m2
