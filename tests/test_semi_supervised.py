@@ -1,0 +1,139 @@
+"""The semi-supervised example (M2 with a Gumbel-softmax class) end to end."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tests import example_modules
+
+EPOCHS = 10
+
+
+@pytest.fixture(scope="module")
+def example():
+    return example_modules.load("semi_supervised")
+
+
+@pytest.fixture(scope="module")
+def short_run(example, tmp_path_factory):
+    """The output folder of a 10-epoch run on the digits, one seed.
+
+    10 labels per class, 1500 rows in batches of 100: 150 steps. The timing
+    is two steps of each model, at 10 classes only.
+    """
+    output_dir = tmp_path_factory.mktemp("semi_supervised")
+    arguments = [
+        "--epochs",
+        str(EPOCHS),
+        "--seeds",
+        "1",
+        "--hidden-units",
+        "128",
+        "--latent-dim",
+        "16",
+        "--speed-classes",
+        "10",
+        "--speed-steps",
+        "2",
+        "--output-dir",
+        str(output_dir),
+    ]
+    assert example.main(arguments) == 0
+    return output_dir
+
+
+def test_semi_supervised_beats_chance_by_a_wide_margin(short_run):
+    # Chance is 0.1 on the ten digits; the 100 labels alone, through the
+    # classification loss, take a classifier far above it in 150 steps.
+    metrics = json.loads((short_run / "metrics.json").read_text())
+    assert metrics["test_accuracy"]["mean"] > 0.1 + 0.3
+    assert len(metrics["runs"]) == 1
+    # 64 binary pixels: -ELBO between 0 and 64 * log(2) plus a KL budget.
+    assert 0 < metrics["test_neg_elbo"]["mean"] < 64 * np.log(2)
+
+
+def test_semi_supervised_writes_its_files_and_reloads_the_classifier(
+    example, short_run
+):
+    for name in ("metrics.json", "class_samples.png", "model.keras"):
+        assert (short_run / name).stat().st_size > 0
+    metrics = json.loads((short_run / "metrics.json").read_text())
+    assert metrics["backend"] == keras.backend.backend()
+    assert metrics["reload_max_abs_difference"] <= 1e-5
+    # The saved model classifies the test set as the trained one did.
+    model = keras.saving.load_model(short_run / "model.keras")
+    _, (x_test, y_test) = example.image_datasets.load_images("digits")
+    class_logits = example.call_in_chunks(model, x_test, "class_logits")
+    accuracy = np.mean(class_logits.argmax(-1) == y_test)
+    assert accuracy == metrics["test_accuracy"]["mean"]
+    [row] = metrics["step_time"]
+    assert row["num_classes"] == 10
+    assert row["sampled_ms"] > 0 and row["marginalized_ms"] > 0
+
+
+def test_sampled_and_marginalized_elbo_agree_in_expectation(example, short_run):
+    # On the trained parts and 6 fixed unlabelled images, the mean of the
+    # sampled -ELBO (an exact class sample, one z) over 3000 draws matches
+    # M2's sum over the classes (one z per class, 300 draws). Each image's
+    # difference is compared with 4.5 standard errors: a false failure has
+    # probability below 1e-5 per image.
+    model = keras.saving.load_model(short_run / "model.keras")
+    parts = [model.get_layer(name) for name in ("classifier", "encoder")]
+    parts.append(model.get_layer("decoder"))
+    (x_train, _), _ = example.image_datasets.load_images("digits")
+    images = x_train[:6]
+    draws = {}
+    for marginalize, copies in ((False, 3000), (True, 300)):
+        keras.utils.set_random_seed(1)
+        elbo_model = example.build_model(parts, 1.0, 1.0, False, 1, marginalize)
+        batch = example.unlabelled(np.tile(images, (copies, 1)))
+        values = elbo_model(batch, training=False)["negative_elbo"]
+        draws[marginalize] = keras.ops.convert_to_numpy(values).reshape(
+            copies, len(images)
+        )
+    sampled, summed = draws[False], draws[True]
+    difference = sampled.mean(0) - summed.mean(0)
+    standard_error = np.sqrt(
+        sampled.var(0, ddof=1) / len(sampled)
+        + summed.var(0, ddof=1) / len(summed)
+    )
+    assert np.all(np.abs(difference) < 4.5 * standard_error), (
+        difference,
+        standard_error,
+    )
+
+
+def test_unlabelled_rows_give_the_classifier_no_gradient(example):
+    # One SGD step on all-zero label rows leaves a classifier unchanged;
+    # Keras's CategoricalCrossentropy moved it on TensorFlow.
+    classifier = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    classifier.compile(
+        optimizer=keras.optimizers.SGD(1.0),
+        loss=example.labelled_cross_entropy,
+    )
+    before = [w.copy() for w in classifier.get_weights()]
+    inputs = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    classifier.train_on_batch(inputs, np.zeros((8, 3), "float32"))
+    for weight, old in zip(classifier.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(weight, old)
+    one_label = np.zeros((8, 3), "float32")
+    one_label[0, 1] = 1.0
+    classifier.train_on_batch(inputs, one_label)
+    assert not np.array_equal(classifier.get_weights()[0], before[0])
+
+
+def test_semi_supervised_help_gives_every_default(example, capsys):
+    with pytest.raises(SystemExit):
+        example.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for option, default in [
+        ("--dataset", "digits"),
+        ("--epochs", "100"),
+        ("--labels-per-class", "10"),
+        ("--seeds", "3"),
+        ("--speed-classes", "[10, 100]"),
+    ]:
+        assert f"{option} " in help_text
+        assert f"(default: {default})" in help_text
