@@ -143,7 +143,7 @@ def _relaxed_log_sample(logits, temperature, axis, uniform):
 
 def _straight_through_gumbel(logits, temperature, axis, uniform):
     log_sample = _relaxed_log_sample(logits, temperature, axis, uniform)
-    hard = one_hot_argmax(log_sample, axis=axis)
+    hard = _one_hot_argmax(log_sample, axis)
     return straight_through(hard, ops.exp(log_sample)), log_sample
 
 
@@ -181,8 +181,13 @@ def straight_through_sample(logits, axis=-1, seed=None, noise=None):
     return ops.cast(_straight_through_sample(logits, axis, uniform), dtype)
 
 
+def _one_hot_argmax(x, axis):
+    # TensorFlow's one_hot takes -1 or a non-negative axis only.
+    return one_hot_argmax(x, axis=len(x.shape) + axis)
+
+
 def _gumbel_max(shifted_logits, axis, uniform):
-    return one_hot_argmax(shifted_logits + _gumbel(uniform), axis=axis)
+    return _one_hot_argmax(shifted_logits + _gumbel(uniform), axis)
 
 
 def _straight_through_sample(logits, axis, uniform):

@@ -195,7 +195,7 @@ def test_categorical_gradient_matches_its_definition(estimator, rng):
     else:
         np.testing.assert_array_equal(value, forward)
     actual = gradient(
-        lambda x: estimate(x) * weights.astype("float32"),
+        lambda x: ops.multiply(estimate(x), weights.astype("float32")),
         logits.astype("float32"),
     )
     expected = central_differences(
@@ -262,7 +262,7 @@ def test_bernoulli_gradient_matches_its_definition(estimator, rng):
     else:
         np.testing.assert_array_equal(value, forward)
     actual = gradient(
-        lambda x: estimate(x) * weights.astype("float32"),
+        lambda x: ops.multiply(estimate(x), weights.astype("float32")),
         logits.astype("float32"),
     )
     expected = central_differences(
@@ -297,8 +297,13 @@ def test_named_ops_are_the_estimators_of_the_dispatcher(rng):
             to_numpy(op(logits, uniform)), to_numpy(dispatched(logits))
         )
         np.testing.assert_allclose(
-            gradient(lambda x, op=op, u=uniform: op(x, u) * weights, logits),
-            gradient(lambda x, d=dispatched: d(x) * weights, logits),
+            gradient(
+                lambda x, op=op, u=uniform: ops.multiply(op(x, u), weights),
+                logits,
+            ),
+            gradient(
+                lambda x, d=dispatched: ops.multiply(d(x), weights), logits
+            ),
             rtol=1e-6,
         )
 
