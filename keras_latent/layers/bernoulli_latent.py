@@ -7,9 +7,8 @@ from keras import ops
 
 from keras_latent import ops as latent_ops
 from keras_latent import validation
+from keras_latent.layers.categorical_latent import check_kl
 from keras_latent.layers.latent_layer import LatentLayer
-
-KL_CHOICES = ("analytic", "relaxed")
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
@@ -35,13 +34,20 @@ class BernoulliLatent(LatentLayer):
       log q(x) - log p(x) between the logistic densities of the logit `x`
       of the relaxed sample under posterior and prior at the current
       temperature (see `keras_latent.ops.relaxed_bernoulli_kl`); at
-      inference, the analytic KL.
+      inference, the analytic KL. With `"gumbel_rao"`, the mean of the
+      estimates at its K conditional relaxed samples. `"straight_through"`
+      and `"reinmax"` draw no relaxed sample and take `kl="analytic"`.
 
     Args:
         temperature: a float > 0, or a schedule of the training step
             (see `keras_latent.schedules`) whose values are > 0.
-        hard: whether training samples are exactly 0 or 1
-            (straight-through).
+        hard: None, or whether training samples are exactly 0 or 1:
+            `hard=True` alone means `estimator="straight_through_gumbel"`;
+            given with `estimator`, it must agree with it.
+        estimator: None (decided by `hard`), `"gumbel_softmax"`,
+            `"straight_through_gumbel"`, `"straight_through"`,
+            `"gumbel_rao"` or `"reinmax"`.
+        num_samples: K of `"gumbel_rao"` (default 10); None otherwise.
         prior_probability: the prior probability of 1, strictly between 0
             and 1.
         kl_weight: the weight of the KL term, a float >= 0 or a schedule
@@ -70,12 +76,16 @@ class BernoulliLatent(LatentLayer):
     References:
         - [Maddison et al., 2017](https://arxiv.org/abs/1611.00712)
         - [Jang et al., 2017](https://arxiv.org/abs/1611.01144)
+        - [Paulus et al., 2021](https://arxiv.org/abs/2010.04838)
+        - [Liu et al., 2023](https://arxiv.org/abs/2304.08612)
     """
 
     def __init__(
         self,
         temperature: float = 1.0,
-        hard: bool = False,
+        hard: bool | None = None,
+        estimator: str | None = None,
+        num_samples: int | None = None,
         prior_probability: float = 0.5,
         kl_weight: float = 1.0,
         kl: str = "analytic",
@@ -86,6 +96,8 @@ class BernoulliLatent(LatentLayer):
         super().__init__(
             temperature=temperature,
             hard=hard,
+            estimator=estimator,
+            num_samples=num_samples,
             kl_weight=kl_weight,
             eval_mode=eval_mode,
             seed=seed,
@@ -96,19 +108,19 @@ class BernoulliLatent(LatentLayer):
         )
         p = self.prior_probability
         self.prior_logit = math.log(p) - math.log1p(-p)
-        self.kl = validation.check_choice("kl", kl, KL_CHOICES)
+        self.kl = check_kl(kl, self.estimator)
 
     def call(self, inputs, training=None, mask=None):
         # In float32: a KL rounded to half precision loses up to 0.4%.
         logits = ops.cast(inputs, "float32")
         temperature = self.current_temperature()
         if training:
-            outputs, logit_sample = latent_ops.relaxed_bernoulli(
+            outputs, logit_samples = latent_ops.bernoulli_estimator(
                 inputs,
+                self.estimator,
                 temperature=temperature,
-                hard=self.hard,
+                num_samples=self.num_samples,
                 seed=self.seed_generator,
-                return_logit_sample=True,
             )
         else:
             outputs = latent_ops.bernoulli_inference(
@@ -116,8 +128,9 @@ class BernoulliLatent(LatentLayer):
             )
         if training and self.kl == "relaxed":
             kl = latent_ops.relaxed_bernoulli_kl(
-                logit_sample, logits, self.prior_logit, temperature
+                logit_samples, logits, self.prior_logit, temperature
             )
+            kl = ops.mean(kl, axis=0)
         else:
             kl = latent_ops.bernoulli_kl(logits, self.prior_logit)
         self.add_kl_loss(ops.sum(ops.cast(kl, "float32"), axis=-1), mask)

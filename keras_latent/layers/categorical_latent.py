@@ -39,7 +39,11 @@ class CategoricalLatent(LatentLayer):
       al. 2017, appendix C), computed from its log-sample so that it stays
       unbiased at low temperatures (see
       `keras_latent.ops.relaxed_categorical_kl`); at inference, the
-      analytic KL.
+      analytic KL. With `"gumbel_rao"`, the mean of the estimates at its
+      K conditional Concrete samples, each one marginally a Concrete
+      sample. `"straight_through"` and `"reinmax"` draw no Concrete
+      sample: they take `kl="analytic"`, the KL of the discrete model
+      that their exact samples belong to.
 
     A fixed prior may give some categories probability 0. Those categories
     are then excluded: the posterior logits are masked to `-inf` there, so
@@ -51,7 +55,13 @@ class CategoricalLatent(LatentLayer):
         num_categories: the number of categories per variable, >= 2.
         temperature: a float > 0, or a schedule of the training step
             (see `keras_latent.schedules`) whose values are > 0.
-        hard: whether training samples are one-hot (straight-through).
+        hard: None, or whether training samples are one-hot: `hard=True`
+            alone means `estimator="straight_through_gumbel"`; given with
+            `estimator`, it must agree with it.
+        estimator: None (decided by `hard`), `"gumbel_softmax"`,
+            `"straight_through_gumbel"`, `"straight_through"`,
+            `"gumbel_rao"` or `"reinmax"`.
+        num_samples: K of `"gumbel_rao"` (default 10); None otherwise.
         prior: `"uniform"`, `"learned"` (trainable prior logits, one row per
             variable), or fixed probabilities: an array of shape
             `(num_categories,)` or `(num_variables, num_categories)`,
@@ -89,6 +99,8 @@ class CategoricalLatent(LatentLayer):
     References:
         - [Jang et al., 2017](https://arxiv.org/abs/1611.01144)
         - [Maddison et al., 2017](https://arxiv.org/abs/1611.00712)
+        - [Paulus et al., 2021](https://arxiv.org/abs/2010.04838)
+        - [Liu et al., 2023](https://arxiv.org/abs/2304.08612)
     """
 
     def __init__(
@@ -96,7 +108,9 @@ class CategoricalLatent(LatentLayer):
         num_variables: int,
         num_categories: int,
         temperature: float = 1.0,
-        hard: bool = False,
+        hard: bool | None = None,
+        estimator: str | None = None,
+        num_samples: int | None = None,
         prior="uniform",
         kl_weight: float = 1.0,
         kl: str = "analytic",
@@ -107,6 +121,8 @@ class CategoricalLatent(LatentLayer):
         super().__init__(
             temperature=temperature,
             hard=hard,
+            estimator=estimator,
+            num_samples=num_samples,
             kl_weight=kl_weight,
             eval_mode=eval_mode,
             seed=seed,
@@ -118,7 +134,7 @@ class CategoricalLatent(LatentLayer):
         self.num_categories = validation.check_integer(
             "num_categories", num_categories, minimum=2
         )
-        self.kl = validation.check_choice("kl", kl, KL_CHOICES)
+        self.kl = check_kl(kl, self.estimator)
         self.prior, self.fixed_prior_log_probs = self._check_prior(prior)
 
     def _check_prior(self, prior):
@@ -228,17 +244,21 @@ class CategoricalLatent(LatentLayer):
         # sample underflows to 0 where the Concrete density needs log(y).
         logits32 = ops.cast(logits, "float32")
         temperature = self.current_temperature()
-        sample, log_sample = latent_ops.gumbel_softmax(
+        sample, log_samples = latent_ops.categorical_estimator(
             logits32,
+            self.estimator,
             temperature,
-            hard=self.hard,
+            num_samples=self.num_samples,
             seed=self.seed_generator,
-            return_log_sample=True,
         )
         if self.kl == "relaxed":
             kl = latent_ops.relaxed_categorical_kl(
-                log_sample, logits32, prior_logits, temperature
+                log_samples,
+                ops.broadcast_to(logits32, ops.shape(log_samples)),
+                prior_logits,
+                temperature,
             )
+            kl = ops.mean(kl, axis=0)
         else:
             kl = latent_ops.categorical_kl(logits32, prior_logits)
         return ops.cast(sample, logits.dtype), kl
@@ -256,3 +276,19 @@ class CategoricalLatent(LatentLayer):
             "prior": self.prior,
             "kl": self.kl,
         }
+
+
+def check_kl(kl, estimator):
+    """Checks `kl`; a relaxed KL needs an estimator that draws a Concrete
+    sample. Returns `kl`."""
+    kl = validation.check_choice("kl", kl, KL_CHOICES)
+    if (
+        kl == "relaxed"
+        and estimator not in latent_ops.estimators.CONCRETE_ESTIMATORS
+    ):
+        raise ValueError(
+            "Invalid value received for argument `kl`. Expected 'analytic' "
+            f"with estimator={estimator!r}, which draws an exact sample and "
+            "no Concrete sample for a relaxed KL. Received: kl='relaxed'"
+        )
+    return kl

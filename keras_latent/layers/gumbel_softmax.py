@@ -15,8 +15,12 @@ class GumbelSoftmax(RelaxedLayer):
     along `axis`, `g` being fresh standard Gumbel noise at every call (see
     `keras_latent.ops.gumbel_softmax`) and the temperature a float or a
     schedule evaluated at the layer's step counter (see `RelaxedLayer`);
-    with `hard=True`, the one-hot of that sample's argmax with
-    straight-through gradients. At inference the
+    that is `estimator="gumbel_softmax"`, the default. The other
+    estimators return one-hot samples whose gradient is their own (see
+    `keras_latent.ops.categorical_estimator`):
+    `"straight_through_gumbel"` (also `hard=True`), the one-hot of that
+    sample's argmax with the relaxed sample's gradient;
+    `"straight_through"`, `"gumbel_rao"` and `"reinmax"`. At inference the
     output depends on `eval_mode`: `"mode"` (default) gives the one-hot of
     the argmax of the logits, `"sample"` an exact categorical one-hot
     sample, `"probs"` softmax(logits).
@@ -24,8 +28,13 @@ class GumbelSoftmax(RelaxedLayer):
     Args:
         temperature: a float > 0, or a schedule of the training step
             (see `keras_latent.schedules`) whose values are > 0.
-        hard: whether to return one-hot samples in training, with
-            straight-through gradients.
+        hard: None, or whether to return one-hot samples in training:
+            `hard=True` alone means `estimator="straight_through_gumbel"`;
+            given with `estimator`, it must agree with it.
+        estimator: None (decided by `hard`), `"gumbel_softmax"`,
+            `"straight_through_gumbel"`, `"straight_through"`,
+            `"gumbel_rao"` or `"reinmax"`.
+        num_samples: K of `"gumbel_rao"` (default 10); None otherwise.
         axis: the category axis.
         eval_mode: `"mode"`, `"sample"` or `"probs"`, the output at
             inference.
@@ -50,12 +59,16 @@ class GumbelSoftmax(RelaxedLayer):
     References:
         - [Jang et al., 2017](https://arxiv.org/abs/1611.01144)
         - [Maddison et al., 2017](https://arxiv.org/abs/1611.00712)
+        - [Paulus et al., 2021](https://arxiv.org/abs/2010.04838)
+        - [Liu et al., 2023](https://arxiv.org/abs/2304.08612)
     """
 
     def __init__(
         self,
         temperature: float = 1.0,
-        hard: bool = False,
+        hard: bool | None = None,
+        estimator: str | None = None,
+        num_samples: int | None = None,
         axis: int = -1,
         eval_mode: str = "mode",
         seed: int | None = None,
@@ -64,6 +77,8 @@ class GumbelSoftmax(RelaxedLayer):
         super().__init__(
             temperature=temperature,
             hard=hard,
+            estimator=estimator,
+            num_samples=num_samples,
             eval_mode=eval_mode,
             seed=seed,
             **kwargs,
@@ -81,10 +96,11 @@ class GumbelSoftmax(RelaxedLayer):
 
     def call(self, inputs, training=None):
         if training:
-            outputs = latent_ops.gumbel_softmax(
+            outputs, _ = latent_ops.categorical_estimator(
                 inputs,
+                self.estimator,
                 temperature=self.current_temperature(),
-                hard=self.hard,
+                num_samples=self.num_samples,
                 axis=self.axis,
                 seed=self.seed_generator,
             )

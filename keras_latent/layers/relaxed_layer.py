@@ -4,6 +4,7 @@ import keras
 
 from keras_latent import schedules
 from keras_latent import validation
+from keras_latent.ops import estimators
 
 FIXED_AT_CONSTRUCTION = (
     "`{name}` is set at construction: a train step that is already compiled "
@@ -33,9 +34,24 @@ class RelaxedLayer(keras.layers.Layer):
     `layer.current_temperature()` returns the value in force, the one that
     the next training call uses.
 
+    `estimator` names the gradient estimator of training samples (see
+    `keras_latent.ops.categorical_estimator`): `"gumbel_softmax"` returns
+    relaxed samples; `"straight_through_gumbel"`, `"straight_through"`,
+    `"gumbel_rao"` and `"reinmax"` exact one-hot (or {0, 1}) samples. `hard`
+    is the older switch between the first two: `hard=True` alone means
+    `"straight_through_gumbel"`, nothing or `hard=False` alone means
+    `"gumbel_softmax"`; given with `estimator`, it must agree with it
+    (`hard=True` for the one-hot estimators). `layer.hard` reads whether the
+    training samples are one-hot.
+
     Args:
         temperature: a float > 0 or a schedule whose values are > 0.
-        hard: whether training samples are one-hot (straight-through).
+        hard: None, or whether training samples are one-hot; see above.
+        estimator: None (decided by `hard`) or one of
+            `keras_latent.ops.estimators.ESTIMATORS`.
+        num_samples: the number of conditional Gumbel draws K of
+            `"gumbel_rao"`, an integer >= 1 (default 10); None for the
+            other estimators.
         eval_mode: what the layer returns at inference; one of
             `eval_modes`. It can be set again until the layer is built;
             after that, use `keras_latent.models.set_eval_mode`, which
@@ -53,7 +69,9 @@ class RelaxedLayer(keras.layers.Layer):
     def __init__(
         self,
         temperature=1.0,
-        hard: bool = False,
+        hard: bool | None = None,
+        estimator: str | None = None,
+        num_samples: int | None = None,
         eval_mode: str = "mode",
         seed: int | None = None,
         **kwargs,
@@ -62,7 +80,9 @@ class RelaxedLayer(keras.layers.Layer):
         self._temperature = schedules.check_value_or_schedule(
             "temperature", temperature, positive=True
         )
-        self.hard = validation.check_bool("hard", hard)
+        self.estimator = resolve_estimator(estimator, hard)
+        self.hard = self.estimator not in estimators.RELAXED_ESTIMATORS
+        self.num_samples = resolve_num_samples(num_samples, self.estimator)
         self.eval_mode = eval_mode
         self.seed = validation.check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
@@ -165,6 +185,45 @@ class RelaxedLayer(keras.layers.Layer):
             **super().get_config(),
             "temperature": schedules.serialize(self._temperature),
             "hard": self.hard,
+            "estimator": self.estimator,
+            "num_samples": self.num_samples,
             "eval_mode": self.eval_mode,
             "seed": self.seed,
         }
+
+
+def resolve_estimator(estimator, hard):
+    """The estimator named by `estimator` and the older `hard` switch."""
+    if hard is not None:
+        hard = validation.check_bool("hard", hard)
+    if estimator is None:
+        return "straight_through_gumbel" if hard else "gumbel_softmax"
+    estimator = validation.check_choice(
+        "estimator", estimator, estimators.ESTIMATORS
+    )
+    one_hot = estimator not in estimators.RELAXED_ESTIMATORS
+    if hard is not None and hard != one_hot:
+        raise ValueError(
+            "Invalid value received for argument `hard`. Expected "
+            f"hard={one_hot} or None with estimator={estimator!r}, whose "
+            "training samples are "
+            + ("one-hot" if one_hot else "relaxed")
+            + f". Received: hard={hard}"
+        )
+    return estimator
+
+
+def resolve_num_samples(num_samples, estimator):
+    """K for `"gumbel_rao"` (default 10); None for the other estimators."""
+    if estimator != "gumbel_rao":
+        if num_samples is not None:
+            raise ValueError(
+                "Invalid value received for argument `num_samples`. "
+                "Expected None: only estimator='gumbel_rao' draws several "
+                f"samples, not estimator={estimator!r}. Received: "
+                f"num_samples={num_samples!r}"
+            )
+        return None
+    if num_samples is None:
+        return estimators.DEFAULT_NUM_SAMPLES
+    return validation.check_integer("num_samples", num_samples, minimum=1)

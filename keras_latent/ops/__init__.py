@@ -8,6 +8,9 @@ Every function computes in float32 and returns the input's dtype.
   one-hot samples and the outputs of a categorical layer at inference.
 - `bernoulli`: relaxed and exact Bernoulli samples and their densities.
 - `discrete`: log-probabilities of exact one-hot and binary samples.
+- `estimators`: gradient estimators chosen by name (straight-through,
+  straight-through Gumbel, Gumbel-Rao, ReinMax) for categorical and
+  Bernoulli samples, and the REINFORCE-LOO surrogate loss.
 - `kl`: analytic KLs, and Monte Carlo KLs from log-space samples.
 - `content_addressing`: the read of a memory by content.
 """
@@ -22,6 +25,15 @@ from keras_latent.ops.content_addressing import cosine_similarity
 from keras_latent.ops.content_addressing import weighted_read
 from keras_latent.ops.discrete import bernoulli_log_prob
 from keras_latent.ops.discrete import one_hot_categorical_log_prob
+from keras_latent.ops.estimators import bernoulli_estimator
+from keras_latent.ops.estimators import categorical_estimator
+from keras_latent.ops.estimators import conditional_gumbel
+from keras_latent.ops.estimators import conditional_logistic
+from keras_latent.ops.estimators import gumbel_rao
+from keras_latent.ops.estimators import reinforce_loo_surrogate
+from keras_latent.ops.estimators import reinmax
+from keras_latent.ops.estimators import straight_through_gumbel
+from keras_latent.ops.estimators import straight_through_sample
 from keras_latent.ops.grouped_normalize import grouped_normalize
 from keras_latent.ops.gumbel import categorical_inference
 from keras_latent.ops.gumbel import exp_relaxed_one_hot_log_prob

@@ -18,11 +18,13 @@ from scipy import stats
 
 from keras_latent import schedules
 from keras_latent.layers import BernoulliLatent
+from keras_latent.ops import bernoulli_estimator
 from tests import references
 from tests.arrays import to_numpy
 from tests.layers.model_kinds import MODEL_KINDS
 from tests.layers.model_kinds import build_model
 from tests.layers.model_kinds import dense_logits
+from tests.ops.gradients import gradient
 
 # The frequency test below rejects a correct layer with this probability.
 FALSE_FAILURE_RATE = 1e-3
@@ -254,3 +256,42 @@ def test_kl_defaults_to_analytic_and_round_trips():
     config = layer.get_config()
     assert config["kl"] == "relaxed"
     assert BernoulliLatent.from_config(config).kl == "relaxed"
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    ["straight_through_gumbel", "straight_through", "gumbel_rao", "reinmax"],
+)
+def test_training_sample_and_gradient_are_the_estimators(estimator, rng):
+    """The layer returns the op's {0, 1} sample and its gradient, at the
+    same seed; the estimators' gradients differ, so a layer wired to the
+    wrong one fails."""
+    logits = rng.normal(size=(3, 5)).astype("float32")
+    weights = rng.normal(size=(3, 5)).astype("float32")
+    num_samples = 4 if estimator == "gumbel_rao" else None
+
+    def layer_output(x):
+        layer = BernoulliLatent(
+            0.6, estimator=estimator, num_samples=num_samples, seed=6
+        )
+        return layer(x, training=True)
+
+    def op_output(x):
+        sample, _ = bernoulli_estimator(
+            x, estimator, 0.6, num_samples, seed=keras.random.SeedGenerator(6)
+        )
+        return sample
+
+    values = to_numpy(layer_output(logits))
+    assert np.all((values == 0) | (values == 1))
+    np.testing.assert_array_equal(values, to_numpy(op_output(logits)))
+    np.testing.assert_allclose(
+        gradient(lambda x: ops.multiply(layer_output(x), weights), logits),
+        gradient(lambda x: ops.multiply(op_output(x), weights), logits),
+        rtol=1e-6,
+    )
+
+
+def test_relaxed_kl_needs_an_estimator_with_a_relaxed_sample():
+    with pytest.raises(ValueError, match="argument `kl`"):
+        BernoulliLatent(estimator="reinmax", kl="relaxed")

@@ -19,6 +19,7 @@ from tensorflow_probability.substrates import numpy as tfp
 
 from keras_latent import schedules
 from keras_latent.layers import CategoricalLatent
+from keras_latent.ops import categorical_estimator
 from tests import references
 from tests.arrays import to_numpy
 from tests.layers.model_kinds import MODEL_KINDS
@@ -559,3 +560,86 @@ def test_relaxed_kl_is_unbiased_at_low_temperature():
     standard_error = np.std(log_ratio) * np.sqrt(1 / draws + 1 / 100000)
     z = abs(kl_loss(layer) - np.mean(log_ratio)) / standard_error
     assert z < 3.29, (kl_loss(layer), np.mean(log_ratio))
+
+
+"""
+## Estimators
+"""
+
+ONE_HOT_ESTIMATORS = [
+    "straight_through_gumbel",
+    "straight_through",
+    "gumbel_rao",
+    "reinmax",
+]
+
+
+@pytest.mark.parametrize("estimator", ONE_HOT_ESTIMATORS)
+def test_training_sample_and_gradient_are_the_estimators(estimator, rng):
+    """The layer returns the op's exact one-hot and its gradient, at the
+    same seed: the gradients of the estimators differ, so a layer wired to
+    the wrong one fails."""
+    logits = rng.normal(size=(2, NUM_VARIABLES * NUM_CATEGORIES))
+    logits = logits.astype("float32")
+    weights = rng.normal(size=(2, NUM_VARIABLES, NUM_CATEGORIES))
+    weights = weights.astype("float32")
+    num_samples = 4 if estimator == "gumbel_rao" else None
+
+    def layer_output(x):
+        layer = CategoricalLatent(
+            NUM_VARIABLES,
+            NUM_CATEGORIES,
+            temperature=0.6,
+            estimator=estimator,
+            num_samples=num_samples,
+            seed=5,
+        )
+        return layer(x, training=True)
+
+    def op_output(x):
+        structured = ops.reshape(x, (2, NUM_VARIABLES, NUM_CATEGORIES))
+        sample, _ = categorical_estimator(
+            structured,
+            estimator,
+            0.6,
+            num_samples,
+            seed=keras.random.SeedGenerator(5),
+        )
+        return sample
+
+    references.assert_exact_one_hot(to_numpy(layer_output(logits)))
+    np.testing.assert_array_equal(
+        to_numpy(layer_output(logits)), to_numpy(op_output(logits))
+    )
+    np.testing.assert_allclose(
+        gradient(lambda x: ops.multiply(layer_output(x), weights), logits),
+        gradient(lambda x: ops.multiply(op_output(x), weights), logits),
+        rtol=1e-6,
+    )
+
+
+def test_hard_alone_still_means_straight_through_gumbel():
+    assert CategoricalLatent(2, 3, hard=True).estimator == (
+        "straight_through_gumbel"
+    )
+    assert CategoricalLatent(2, 3).estimator == "gumbel_softmax"
+    assert CategoricalLatent(2, 3, estimator="reinmax").hard is True
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        (dict(estimator="reinmax", hard=False), "hard"),
+        (dict(estimator="gumbel_softmax", hard=True), "hard"),
+        (dict(estimator="rebar"), "estimator"),
+        (dict(num_samples=4), "num_samples"),
+        (dict(estimator="gumbel_rao", num_samples=0), "num_samples"),
+        (dict(estimator="straight_through", kl="relaxed"), "kl"),
+        (dict(estimator="reinmax", kl="relaxed"), "kl"),
+    ],
+)
+def test_contradictory_estimator_arguments_are_rejected(kwargs, argument):
+    with pytest.raises(
+        ValueError, match=f"Invalid value received for argument `{argument}`"
+    ):
+        CategoricalLatent(2, 3, **kwargs)

@@ -6,8 +6,8 @@ what a whole layer class holds (its non-trainable weights, mask support) is
 read from `NON_TRAINABLE_WEIGHTS` and `SUPPORTS_MASKING`, so that a change
 of a layer's state is made in one place. The rows also cover the layer
 options whose config, shapes, saving and mixed precision differ: input
-forms and ranks, priors, hard samples, eval modes, normalizers, trainable
-memory or memory inputs.
+forms and ranks, priors, hard samples, estimators, eval modes,
+normalizers, trainable memory or memory inputs.
 """
 
 import keras
@@ -59,10 +59,15 @@ LAYER_CASES = {
         expected_num_losses=0,
         supports_masking=SUPPORTS_MASKING[GumbelSoftmax],
     ),
-    "gumbel-softmax-hard-probs-rank3-axis1": dict(
+    "gumbel-softmax-hard-reinmax-probs-rank3-axis1": dict(
         layer_cls=GumbelSoftmax,
         init_kwargs=dict(
-            hard=True, axis=1, eval_mode="probs", seed=2, name="relaxed"
+            hard=True,
+            estimator="reinmax",
+            axis=1,
+            eval_mode="probs",
+            seed=2,
+            name="relaxed",
         ),
         input_shape=(2, 5, 3),
         expected_output_shape=(2, 5, 3),
@@ -104,13 +109,15 @@ LAYER_CASES = {
         supports_masking=SUPPORTS_MASKING[CategoricalLatent],
         float32_losses=True,
     ),
-    "categorical-structured-rank3-learned-relaxed": dict(
+    "categorical-structured-rank3-learned-relaxed-gumbel-rao": dict(
         layer_cls=CategoricalLatent,
         init_kwargs=dict(
             num_variables=3,
             num_categories=4,
             temperature=0.7,
             hard=True,
+            estimator="gumbel_rao",
+            num_samples=3,
             prior="learned",
             kl_weight=0.25,
             kl="relaxed",
@@ -193,9 +200,11 @@ LAYER_CASES = {
         supports_masking=SUPPORTS_MASKING[BernoulliLatent],
         float32_losses=True,
     ),
-    "bernoulli-rank3-hard-sample": dict(
+    "bernoulli-rank3-straight-through-sample": dict(
         layer_cls=BernoulliLatent,
-        init_kwargs=dict(hard=True, eval_mode="sample", seed=9),
+        init_kwargs=dict(
+            estimator="straight_through", eval_mode="sample", seed=9
+        ),
         input_shape=(2, 3, 6),
         expected_output_shape=(2, 3, 6),
         expected_num_trainable_weights=0,

@@ -21,6 +21,7 @@ from tests.arrays import to_numpy
 from tests.layers.model_kinds import MODEL_KINDS
 from tests.layers.model_kinds import build_model
 from tests.layers.model_kinds import dense_logits
+from tests.ops.gradients import gradient
 
 # The chi-square test below rejects a correct layer with this probability.
 FALSE_FAILURE_RATE = 1e-3
@@ -46,6 +47,33 @@ def test_hard_training_output_is_exactly_one_hot(shape, axis, rng):
     references.assert_exact_one_hot(
         to_numpy(layer(logits, training=True)), axis=axis
     )
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    ["straight_through_gumbel", "straight_through", "gumbel_rao", "reinmax"],
+)
+def test_one_hot_estimators_train_with_one_hot_samples(estimator, rng):
+    """Exact one-hots along `axis`, and a gradient that reaches the logits
+    (Gumbel-Rao, ReinMax and straight-through pass one back)."""
+    logits = rng.normal(size=(2, 5, 3)).astype("float32")
+    weights = keras.ops.convert_to_tensor(rng.normal(size=(2, 5, 3)))
+    layer = GumbelSoftmax(estimator=estimator, axis=1, seed=3)
+    references.assert_exact_one_hot(
+        to_numpy(layer(logits, training=True)), axis=1
+    )
+    grad = gradient(
+        lambda x: keras.ops.multiply(
+            GumbelSoftmax(estimator=estimator, axis=1, seed=3)(
+                x, training=True
+            ),
+            keras.ops.cast(weights, "float32"),
+        ),
+        logits,
+    )
+    assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+    # A softmax-family gradient sums to 0 over the categories.
+    np.testing.assert_allclose(grad.sum(axis=1), 0.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape, axis", SHAPES_AND_AXES, ids=SHAPE_IDS)
