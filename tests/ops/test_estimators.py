@@ -170,40 +170,6 @@ def numpy_categorical_definition(estimator, logits, uniform, temperature):
     return forward, surrogate
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_categorical_gradient_matches_its_definition(estimator, rng):
-    logits = rng.normal(0.0, 1.5, size=(3, 4))
-    weights = rng.normal(size=(3, 4))
-    uniform = rng.uniform(size=noise_shape(estimator, (3, 4)))
-    forward, surrogate = numpy_categorical_definition(
-        estimator, logits, uniform, TEMPERATURE
-    )
-
-    def estimate(x):
-        sample, _ = categorical_estimator(
-            x,
-            estimator,
-            TEMPERATURE,
-            NUM_SAMPLES,
-            noise=uniform.astype("float32"),
-        )
-        return sample
-
-    value = to_numpy(estimate(logits.astype("float32")))
-    if estimator == "gumbel_softmax":
-        np.testing.assert_allclose(value, forward, rtol=1e-5, atol=1e-6)
-    else:
-        np.testing.assert_array_equal(value, forward)
-    actual = gradient(
-        lambda x: ops.multiply(estimate(x), weights.astype("float32")),
-        logits.astype("float32"),
-    )
-    expected = central_differences(
-        lambda theta: np.sum(weights * surrogate(theta)), logits
-    )
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
-
-
 def numpy_bernoulli_definition(estimator, logits, uniform, temperature):
     """As `numpy_categorical_definition`, on the two categories (0, a):
     the unit's value is the second entry of the categorical one."""
@@ -237,17 +203,27 @@ def numpy_bernoulli_definition(estimator, logits, uniform, temperature):
     return forward, surrogate
 
 
+DEFINITIONS = {
+    "categorical": (categorical_estimator, numpy_categorical_definition),
+    "bernoulli": (bernoulli_estimator, numpy_bernoulli_definition),
+}
+
+
+@pytest.mark.parametrize("family", sorted(DEFINITIONS))
 @pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_bernoulli_gradient_matches_its_definition(estimator, rng):
+def test_gradient_matches_its_definition(family, estimator, rng):
+    """Forward value and gradient equal the paper's definition, written in
+    NumPy float64 with the same injected noise."""
+    estimator_op, numpy_definition = DEFINITIONS[family]
     logits = rng.normal(0.0, 1.5, size=(3, 4))
     weights = rng.normal(size=(3, 4))
     uniform = rng.uniform(size=noise_shape(estimator, (3, 4)))
-    forward, surrogate = numpy_bernoulli_definition(
+    forward, surrogate = numpy_definition(
         estimator, logits, uniform, TEMPERATURE
     )
 
     def estimate(x):
-        sample, _ = bernoulli_estimator(
+        sample, _ = estimator_op(
             x,
             estimator,
             TEMPERATURE,
@@ -266,7 +242,7 @@ def test_bernoulli_gradient_matches_its_definition(estimator, rng):
         logits.astype("float32"),
     )
     expected = central_differences(
-        lambda a: np.sum(weights * surrogate(a)), logits
+        lambda theta: np.sum(weights * surrogate(theta)), logits
     )
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
 
