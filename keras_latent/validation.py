@@ -13,7 +13,8 @@ FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _invalid(name, expected, value):
+def invalid_value(name, expected, value):
+    """The `ValueError` for an argument `name` that is not what was expected."""
     return ValueError(
         f"Invalid value received for argument `{name}`. Expected {expected}. "
         f"Received: {name}={value!r}"
@@ -36,7 +37,7 @@ def is_python_number(value):
 def check_positive_float(name, value):
     """Checks a finite float > 0. Returns it as a Python float."""
     if not is_python_number(value) or not math.isfinite(value) or value <= 0:
-        raise _invalid(name, "a finite float value > 0", value)
+        raise invalid_value(name, "a finite float value > 0", value)
     return float(value)
 
 
@@ -47,7 +48,7 @@ def check_float_at_least(name, value, minimum):
         or not math.isfinite(value)
         or value < minimum
     ):
-        raise _invalid(name, f"a finite float value >= {minimum:g}", value)
+        raise invalid_value(name, f"a finite float value >= {minimum:g}", value)
     return float(value)
 
 
@@ -59,7 +60,9 @@ def check_non_negative_float(name, value):
 def check_open_unit_interval(name, value):
     """Checks a float strictly between 0 and 1. Returns it as a float."""
     if not is_python_number(value) or not 0.0 < value < 1.0:
-        raise _invalid(name, "a float value strictly between 0 and 1", value)
+        raise invalid_value(
+            name, "a float value strictly between 0 and 1", value
+        )
     return float(value)
 
 
@@ -67,7 +70,7 @@ def check_integer(name, value, minimum):
     """Checks an integer >= `minimum`. Returns it as a Python int."""
     is_integer = isinstance(value, (numbers.Integral, np.integer))
     if isinstance(value, bool) or not is_integer or value < minimum:
-        raise _invalid(name, f"an integer >= {minimum}", value)
+        raise invalid_value(name, f"an integer >= {minimum}", value)
     return int(value)
 
 
@@ -82,14 +85,14 @@ def check_choice(name, value, choices):
     """Checks that `value` is one of `choices`. Returns it unchanged."""
     if value not in choices:
         expected = "one of " + ", ".join(repr(choice) for choice in choices)
-        raise _invalid(name, expected, value)
+        raise invalid_value(name, expected, value)
     return value
 
 
 def check_bool(name, value):
     """Checks a Python or NumPy bool. Returns it as a Python bool."""
     if not isinstance(value, (bool, np.bool_)):
-        raise _invalid(name, "a boolean", value)
+        raise invalid_value(name, "a boolean", value)
     return bool(value)
 
 
@@ -98,7 +101,7 @@ def check_axis(name, value):
     if isinstance(value, bool) or not isinstance(
         value, (numbers.Integral, np.integer)
     ):
-        raise _invalid(name, "an integer axis", value)
+        raise invalid_value(name, "an integer axis", value)
     return int(value)
 
 
@@ -106,7 +109,9 @@ def check_divisor(name, value, dividend_name, dividend):
     """Checks an integer >= 1 that divides `dividend` (if known). Returns it."""
     value = check_integer(name, value, minimum=1)
     if dividend is not None and dividend % value:
-        raise _invalid(name, f"a divisor of {dividend_name}={dividend}", value)
+        raise invalid_value(
+            name, f"a divisor of {dividend_name}={dividend}", value
+        )
     return value
 
 
@@ -135,7 +140,7 @@ def check_float32(name, value, positive=False):
                 f"0 or a float value between {FLOAT32_TINY:.6g} and "
                 f"{FLOAT32_MAX:.6g} (a normal float32 number)"
             )
-        raise _invalid(name, expected, value)
+        raise invalid_value(name, expected, value)
     return float(value)
 
 
@@ -155,8 +160,3 @@ def check_temperature(name, value):
     if is_python_number(value):
         return check_positive_float32(name, value)
     return value
-
-
-def invalid_value(name, expected, value):
-    """The `ValueError` for an argument `name` that is not what was expected."""
-    return _invalid(name, expected, value)

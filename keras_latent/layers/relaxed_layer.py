@@ -122,17 +122,6 @@ class RelaxedLayer(keras.layers.Layer):
     def temperature(self, value):
         raise AttributeError(FIXED_AT_CONSTRUCTION.format(name="temperature"))
 
-    def add_scalar_state(self, name, value):
-        """Adds a non-trainable float32 scalar that is never autocast."""
-        return self.add_weight(
-            shape=(),
-            initializer=keras.initializers.Constant(value),
-            trainable=False,
-            name=name,
-            dtype="float32",
-            autocast=False,
-        )
-
     def build(self, input_shape):
         # Each replica counts its own calls, all alike: the first one's
         # count is the count, as for `optimizer.iterations`.
