@@ -206,12 +206,9 @@ def _fenchel_young_loss(target, logits, normalizer, alpha, axis):
         raise validation.invalid_shape(
             "logits", "a tensor of rank >= 1", logits.shape
         )
-    if tuple(target.shape) != tuple(logits.shape):
-        raise validation.invalid_shape(
-            "target",
-            f"the shape of logits, {tuple(logits.shape)}",
-            target.shape,
-        )
+    if not _same_shape(target.shape, logits.shape):
+        expected = f"the shape of logits, {tuple(logits.shape)}"
+        raise validation.invalid_shape("target", expected, target.shape)
     logits = ops.moveaxis(logits, axis, -1)
     target = ops.moveaxis(target, axis, -1)
     if is_empty(logits):
@@ -240,3 +237,12 @@ def _fenchel_young_loss(target, logits, normalizer, alpha, axis):
     value = ops.stop_gradient(ops.where(target_on_mask, np.inf, value))
     loss = value + inner_product - ops.stop_gradient(inner_product)
     return ops.cast(loss, dtype)
+
+
+def _same_shape(shape, other):
+    """Whether two shapes can be equal: the same rank, and the same size
+    along every axis where both are known (symbolic tensors have None)."""
+    return len(shape) == len(other) and all(
+        size is None or other_size is None or size == other_size
+        for size, other_size in zip(shape, other, strict=True)
+    )
