@@ -7,6 +7,7 @@ import numpy as np
 
 from tests import example_modules
 from tests import references
+from tests.arrays import to_numpy
 
 
 def test_short_run_prints_one_row_per_loss():
@@ -27,7 +28,7 @@ def test_figures_match_numpy_on_the_trained_model():
     figures = {}
     for variant in ("softmax", "sparsemax"):
         model = example.train_variant(variant, data, 1, 500, seed=0)
-        logits = np.asarray(model(x_test), np.float64)
+        logits = to_numpy(model(x_test))
         probabilities = (
             references.sparsemax(logits)
             if variant == "sparsemax"
