@@ -227,6 +227,7 @@ def _targets(y_true, y_pred, sparse_y_true):
     integer in `[0, num_classes)` names no class and gives a NaN target,
     and so a NaN loss rather than a plausible finite one.
     """
+    sparse_y_true = validation.check_bool("sparse_y_true", sparse_y_true)
     y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
     if not sparse_y_true:
         return y_true

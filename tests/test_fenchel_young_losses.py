@@ -291,6 +291,10 @@ def test_half_precision_logits_are_computed_in_float32():
             "argument `sparse_y_true`",
         ),
         (
+            lambda: losses.entmax15_loss([0], [[0.0]], sparse_y_true=1),
+            "argument `sparse_y_true`",
+        ),
+        (
             lambda: latent_ops.sparsemax_loss(np.ones((2, 3)), np.ones((2, 4))),
             "argument `target`",
         ),
