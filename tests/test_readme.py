@@ -217,6 +217,30 @@ def check_losses(namespace, printed):
     np.testing.assert_allclose(to_numpy(mean), math.log(2), rtol=1e-6)
 
 
+def numpy_fenchel_young_loss(logits, label, alpha):
+    """<p - y, z> + Omega(y) - Omega(p), with Omega(one-hot) = 0."""
+    p = numpy_entmax(logits, alpha)
+    y = np.eye(len(logits))[label]
+    negentropy = (np.sum(p**alpha) - 1) / (alpha * (alpha - 1))
+    return np.dot(p - y, logits) - negentropy
+
+
+def check_fenchel_young_losses(namespace, printed):
+    (sparsemax_losses,), (predictions,), (entmax_loss,) = printed
+    logits, labels = namespace["logits"], namespace["labels"]
+    np.testing.assert_allclose(to_numpy(sparsemax_losses), [0.0, 0.5625])
+    np.testing.assert_allclose(
+        to_numpy(predictions), [[1, 0, 0], [0.75, 0.25, 0]], atol=1e-7
+    )
+    expected = [
+        numpy_fenchel_young_loss(row, label, 1.5)
+        for row, label in zip(logits, labels, strict=True)
+    ]
+    np.testing.assert_allclose(
+        to_numpy(entmax_loss), np.mean(expected), rtol=1e-5
+    )
+
+
 def check_saving(namespace, printed):
     assert printed == [(True,)]
 
@@ -252,6 +276,7 @@ CHECKS = [
     ("Schedules and callbacks", check_callbacks),
     ("Regularizers", check_regularizers),
     ("Losses", check_losses),
+    ("Losses", check_fenchel_young_losses),
     ("Saving and loading", check_saving),
     ("Evaluation and diagnostics", check_evaluation_and_diagnostics),
 ]

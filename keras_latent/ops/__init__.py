@@ -11,6 +11,8 @@ Every function computes in float32 and returns the input's dtype.
 - `estimators`: gradient estimators chosen by name (straight-through,
   straight-through Gumbel, Gumbel-Rao, ReinMax) for categorical and
   Bernoulli samples, and the REINFORCE-LOO surrogate loss.
+- `fenchel_young`: the Fenchel-Young losses of sparsemax and entmax, and
+  the Tsallis negentropy that defines them.
 - `kl`: analytic KLs, and Monte Carlo KLs from log-space samples.
 - `content_addressing`: the read of a memory by content.
 """
@@ -34,6 +36,10 @@ from keras_latent.ops.estimators import reinforce_loo_surrogate
 from keras_latent.ops.estimators import reinmax
 from keras_latent.ops.estimators import straight_through_gumbel
 from keras_latent.ops.estimators import straight_through_sample
+from keras_latent.ops.fenchel_young import entmax15_loss
+from keras_latent.ops.fenchel_young import entmax_bisect_loss
+from keras_latent.ops.fenchel_young import sparsemax_loss
+from keras_latent.ops.fenchel_young import tsallis_negentropy
 from keras_latent.ops.grouped_normalize import grouped_normalize
 from keras_latent.ops.gumbel import categorical_inference
 from keras_latent.ops.gumbel import exp_relaxed_one_hot_log_prob
