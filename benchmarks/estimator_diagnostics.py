@@ -53,7 +53,7 @@ random numbers): the first slice gives the same exact sample to every
 one-hot estimator, the following slices the Gumbel-Rao conditional draws and
 the extra REINFORCE samples.
 
-Run it with the backend of your choice (JAX is the fastest on a CPU):
+Run it with the backend of your choice:
 
     KERAS_BACKEND=jax python benchmarks/estimator_diagnostics.py
 
