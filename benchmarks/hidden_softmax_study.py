@@ -70,7 +70,6 @@ if EXAMPLES_DIR not in sys.path:
 import hidden_softmax  # noqa: E402
 import image_datasets  # noqa: E402
 
-VARIANTS = hidden_softmax.VARIANTS
 NUM_HIDDEN_LAYERS = hidden_softmax.NUM_HIDDEN_LAYERS
 LEARNING_RATE = hidden_softmax.LEARNING_RATE
 NEAR_ZERO_THRESHOLD = hidden_softmax.NEAR_ZERO_THRESHOLD
@@ -78,10 +77,84 @@ NEAR_ZERO_THRESHOLD = hidden_softmax.NEAR_ZERO_THRESHOLD
 """
 ## The variants
 
-The variants, their models and the measurements of a hidden layer are
-those of `examples/hidden_softmax.py` (`VARIANTS`, `build_model`,
-`mean_absolute_correlation`, `effective_rank`, `near_zero_fraction`).
+The tutorial's variants (`examples/hidden_softmax.py`), its models and its
+measurements of a hidden layer (`mean_absolute_correlation`,
+`effective_rank`, `near_zero_fraction`), and four variants of the study's
+own: batch normalization before a ReLU or a softmax (claim 4), and a
+sparsity penalty on a softmax or a sigmoid layer.
+
+The sparsity penalties differ by family. `KLSparsity(target=0.05)` pulls
+the mean activation of each unit towards 0.05, which suits units in (0, 1)
+that fire independently, such as sigmoid units. The mean activations of a
+softmax over 256 units always average exactly 1/256, so for it the sparsity
+penalty is the entropy of each example's distribution, `Entropy`.
 """
+
+HIDDEN_UNITS = hidden_softmax.HIDDEN_UNITS
+# log(256) = 5.5 nats at most per layer: a nudge of at most 0.11 beside a
+# cross-entropy that starts at log(10) = 2.3.
+ENTROPY_WEIGHT = 0.01
+# A sigmoid layer starts near 0.5, where KL(0.05 || 0.5) over 256 units is
+# 127 nats; this weight makes that 0.13 per layer.
+KL_SPARSITY_TARGET = 0.05
+KL_SPARSITY_WEIGHT = 1e-3
+
+VARIANTS = {
+    **hidden_softmax.VARIANTS,
+    "relu_batchnorm": "Dense(256, no bias), BatchNormalization, relu",
+    "softmax_batchnorm": (
+        "Dense(256, no bias), BatchNormalization, GroupedSoftmax(groups=1)"
+    ),
+    "softmax_entropy": (
+        "HiddenSoftmax(256, groups=1) with the activity regularizer "
+        f"Entropy(weight={ENTROPY_WEIGHT})"
+    ),
+    "sigmoid_kl_sparsity": (
+        "Dense(256, sigmoid) with the activity regularizer "
+        f"KLSparsity(target={KL_SPARSITY_TARGET}, "
+        f"weight={KL_SPARSITY_WEIGHT})"
+    ),
+}
+
+
+def hidden_layer(variant, inputs, index):
+    """One hidden layer of `variant`, the tutorial's or the study's own."""
+    name = f"hidden_{index}"
+    if variant == "sigmoid_kl_sparsity":
+        regularizer = keras_latent.regularizers.KLSparsity(
+            target=KL_SPARSITY_TARGET, weight=KL_SPARSITY_WEIGHT
+        )
+        return keras.layers.Dense(
+            HIDDEN_UNITS, "sigmoid", activity_regularizer=regularizer, name=name
+        )(inputs)
+    if variant == "softmax_entropy":
+        regularizer = keras_latent.regularizers.Entropy(
+            weight=ENTROPY_WEIGHT, groups=1
+        )
+        return keras_latent.layers.HiddenSoftmax(
+            HIDDEN_UNITS, groups=1, activity_regularizer=regularizer, name=name
+        )(inputs)
+    if variant in ("relu_batchnorm", "softmax_batchnorm"):
+        # Ioffe and Szegedy's order: normalize the pre-activations, then
+        # apply the nonlinearity; the normalization's shift is the bias.
+        projected = keras.layers.Dense(
+            HIDDEN_UNITS, use_bias=False, name=f"dense_{index}"
+        )(inputs)
+        normalized = keras.layers.BatchNormalization(
+            name=f"batch_normalization_{index}"
+        )(projected)
+        if variant == "relu_batchnorm":
+            return keras.layers.Activation("relu", name=name)(normalized)
+        return keras_latent.layers.GroupedSoftmax(groups=1, name=name)(
+            normalized
+        )
+    if variant in hidden_softmax.VARIANTS:
+        return hidden_softmax.hidden_layer(variant, inputs, index)
+    raise ValueError(
+        "Invalid value received for argument `variant`. Expected one of "
+        f"{tuple(VARIANTS)}. Received: variant={variant!r}"
+    )
+
 
 # The variants whose hidden units lie on a probability simplex.
 SOFTMAX_FAMILY = (
@@ -165,7 +238,13 @@ def train_one(variant, seed, data, args):
     """
     recorder = EpochRecorder(f"{variant:<19} seed {seed}")
     model, _ = hidden_softmax.train_variant(
-        variant, data, args.epochs, args.batch_size, seed, [recorder]
+        variant,
+        data,
+        args.epochs,
+        args.batch_size,
+        seed,
+        [recorder],
+        hidden_layer=hidden_layer,
     )
     x_test = data[1][0]
     activations = hidden_softmax.last_hidden_activations(model, x_test)
