@@ -328,7 +328,8 @@ def save_and_check(model, x_test, output_dir, seed, num_draws=8):
         axis.imshow(image.reshape(side, side), cmap="gray")
         axis.axis("off")
     figure.suptitle("One class per row; one draw of z per column")
-    figure.savefig(os.path.join(output_dir, "class_samples.png"), dpi=100)
+    png_path = os.path.join(output_dir, "class_samples.png")
+    figure.savefig(png_path, dpi=100, bbox_inches="tight")
     pyplot.close(figure)
     return float(keras.ops.max(keras.ops.abs(before - after)))
 
