@@ -41,6 +41,10 @@ def test_semi_supervised_beats_chance_by_a_wide_margin(short_run):
     metrics = json.loads((short_run / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.1 + 0.3
     assert metrics["seed"] == 0
+    # One accuracy per epoch, the last of them the reported one.
+    per_epoch = metrics["test_accuracy_per_epoch"]
+    assert len(per_epoch) == EPOCHS
+    assert per_epoch[-1] == metrics["test_accuracy"]
     # 64 binary pixels: -ELBO between 0 and 64 * log(2) plus a KL budget.
     assert 0 < metrics["test_neg_elbo"] < 64 * np.log(2)
 
@@ -164,7 +168,17 @@ def test_semi_supervised_help_gives_every_default(
             ("--dataset", "digits"),
             ("--epochs", "100"),
             ("--labels-per-class", "10"),
+            ("--classification-weight", "10.0"),
             *options,
         ]:
             assert f"{option} " in help_text
             assert f"(default: {default})" in help_text
+
+
+@pytest.mark.parametrize("weight", ["0", "-1", "nan", "inf"])
+def test_semi_supervised_rejects_a_classification_weight_not_positive(
+    example, weight, capsys
+):
+    with pytest.raises(SystemExit):
+        example.main(["--classification-weight", weight])
+    assert "--classification-weight must be positive" in capsys.readouterr().err
