@@ -124,9 +124,12 @@ is the same as the other estimators'.
 
 @keras.saving.register_keras_serializable(package="categorical_vae")
 class ReinforceLooVAE(keras_latent.models.LatentFunctional):
-    """The functional VAE, trained with REINFORCE-LOO on S samples."""
+    """The functional VAE, trained with REINFORCE-LOO on S samples.
 
-    def __init__(self, *args, num_samples=2, **kwargs):
+    Its training loss ignores `sample_weight`: `fit` it without one.
+    """
+
+    def __init__(self, *args, num_samples=4, **kwargs):
         super().__init__(*args, **kwargs)
         self.num_samples = num_samples
 
