@@ -173,7 +173,7 @@ noise* otherwise; *not measured* when its estimators were not all run.
 - (c) With the fewest samples run, REINFORCE-LOO has a higher bound than
   straight-through Gumbel, and with the most samples run a lower bound than
   with the fewest, in every setting: it needs samples to compete. Whether
-  it then matches straight-through Gumbel is printed beside the verdict.
+  it then matches straight-through Gumbel is read from the table.
 """
 
 
