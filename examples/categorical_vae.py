@@ -5,13 +5,14 @@ Date created: 2026/11/26
 Last modified: 2026/11/30
 Description: The variational autoencoder with 30 ten-way categorical latent
 variables of Jang et al. (2017), trained with plain `model.fit` on any Keras
-backend.
+backend and with any of keras-latent's gradient estimators.
 
 The encoder maps a binarized image to the logits of `N` categorical
 variables with `K` categories each. `keras_latent.layers.CategoricalLatent`
 draws a Gumbel-softmax sample from them in training (an exact one-hot sample
 at inference) and adds the KL to the uniform prior, summed over the
-variables of each image, to the model's losses. The decoder gives the
+variables of each image, to the model's losses; `--estimator` chooses how
+the gradient passes the discrete sample. The decoder gives the
 Bernoulli logits of each pixel; `keras_latent.losses.SummedBinaryCrossentropy`
 sums their negative log-likelihood over the pixels of each image, so that
 reconstruction and KL have the same scale and the loss is the negative ELBO
@@ -57,12 +58,20 @@ and 512 units) gives one logit per pixel.
 
 
 def build_model(
-    num_pixels, num_variables, num_categories, temperature, hard, seed
+    num_pixels,
+    num_variables,
+    num_categories,
+    temperature,
+    estimator,
+    num_samples,
+    seed,
 ):
     """Encoder, latent layer and decoder, joined in one functional model.
 
     A `keras_latent.models.LatentModel` is a functional `keras.Model` that
     also logs the latent layer's KL (`latent_kl`, `val_latent_kl`).
+    `"reinforce_loo"` returns a `ReinforceLooVAE` (below), whose latent
+    layer draws exact samples.
     """
     images = keras.Input((num_pixels,), name="images")
     hidden = keras.layers.Dense(512, activation="relu")(images)
@@ -77,19 +86,86 @@ def build_model(
     pixel_logits = keras.layers.Dense(num_pixels)(hidden)
     decoder = keras.Model(latent_sample, pixel_logits, name="decoder")
 
+    score_function = estimator == "reinforce_loo"
     latent = keras_latent.layers.CategoricalLatent(
         num_variables,
         num_categories,
         temperature=temperature,
-        hard=hard,
+        estimator="straight_through" if score_function else estimator,
+        num_samples=num_samples if estimator == "gumbel_rao" else None,
         eval_mode="sample",
         seed=seed,
         name="latent",
     )
     outputs = decoder(latent(encoder(images)))
+    if score_function:
+        return ReinforceLooVAE(
+            images, outputs, num_samples=num_samples, name="categorical_vae"
+        )
     return keras_latent.models.LatentModel(
         images, outputs, name="categorical_vae"
     )
+
+
+"""
+## REINFORCE-LOO: an estimator that needs the loss of each sample
+
+The score-function estimator with a leave-one-out baseline (Kool et al.
+2019) draws S exact samples per image, without gradient, and weighs the
+gradient of their log-probabilities by how much better each sample's
+reconstruction loss is than the mean of the others'. The latent layer does
+not see those losses, so the model computes them in `compute_loss` and
+`keras_latent.ops.reinforce_loo_surrogate` turns them into a surrogate
+loss; the analytic KL, which the layer adds in the forward pass, keeps its
+exact gradient. Plain `model.fit` trains it, on every backend; evaluation
+is the same as the other estimators'.
+"""
+
+
+@keras.saving.register_keras_serializable(package="categorical_vae")
+class ReinforceLooVAE(keras_latent.models.LatentFunctional):
+    """The functional VAE, trained with REINFORCE-LOO on S samples.
+
+    Its training loss ignores `sample_weight`: `fit` it without one.
+    """
+
+    def __init__(self, *args, num_samples=4, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_samples = num_samples
+
+    def get_config(self):
+        return {**super().get_config(), "num_samples": self.num_samples}
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        if not training:
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+        latent = self.get_layer("latent")
+        shape = (-1, latent.num_variables, latent.num_categories)
+        # The forward pass's reconstruction (`y_pred`) is not used: the
+        # encoder runs again to give the logits of the S samples.
+        logits = keras.ops.reshape(self.get_layer("encoder")(x), shape)
+        logits = keras.ops.stack([logits] * self.num_samples)
+        samples = keras_latent.ops.sample_one_hot(
+            logits, seed=latent.seed_generator
+        )
+        pixel_logits = self.get_layer("decoder")(
+            keras.ops.reshape(samples, shape)
+        )
+        losses = self.loss.call(
+            keras.ops.concatenate([y] * self.num_samples),
+            pixel_logits,
+        )
+        log_probs = keras.ops.sum(
+            keras_latent.ops.one_hot_categorical_log_prob(samples, logits),
+            axis=-1,
+        )
+        surrogate = keras_latent.ops.reinforce_loo_surrogate(
+            log_probs, keras.ops.reshape(losses, (self.num_samples, -1))
+        )
+        keras_latent.models.update_kl_metrics(self)
+        return keras.ops.mean(surrogate) + sum(self.losses)
 
 
 """
@@ -240,6 +316,12 @@ def negative_importance_weighted_bound(model, images, num_samples, seed):
 """
 
 
+ESTIMATORS = (*keras_latent.ops.estimators.ESTIMATORS, "reinforce_loo")
+# K of Gumbel-Rao, S of REINFORCE-LOO (whose baseline needs two samples).
+DEFAULT_NUM_SAMPLES = {"gumbel_rao": 10, "reinforce_loo": 4}
+MINIMUM_NUM_SAMPLES = {"gumbel_rao": 1, "reinforce_loo": 2}
+
+
 def parse_latent(text):
     try:
         num_variables, num_categories = (int(part) for part in text.split("x"))
@@ -280,9 +362,21 @@ def parse_arguments(argv):
         help="NxK: N categorical latent variables of K categories each",
     )
     parser.add_argument(
+        "--estimator",
+        default="gumbel_softmax",
+        choices=ESTIMATORS,
+        help="the gradient estimator of the latent samples",
+    )
+    parser.add_argument(
         "--hard",
         action="store_true",
-        help="straight-through one-hot samples instead of relaxed ones",
+        help="the same as --estimator straight_through_gumbel",
+    )
+    parser.add_argument(
+        "--num-samples",
+        type=int,
+        default=None,
+        help="K of gumbel_rao (default 10), S of reinforce_loo (default 4)",
     )
     parser.add_argument(
         "--initial-temperature",
@@ -331,6 +425,21 @@ def parse_arguments(argv):
     for name in ("epochs", "batch_size", "eval_samples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.hard:
+        if args.estimator not in ("gumbel_softmax", "straight_through_gumbel"):
+            parser.error("--hard is --estimator straight_through_gumbel")
+        args.estimator = "straight_through_gumbel"
+    default_samples = DEFAULT_NUM_SAMPLES.get(args.estimator)
+    if default_samples is None:
+        if args.num_samples is not None:
+            parser.error("--num-samples is for gumbel_rao and reinforce_loo")
+    elif args.num_samples is None:
+        args.num_samples = default_samples
+    elif args.num_samples < MINIMUM_NUM_SAMPLES[args.estimator]:
+        parser.error(
+            f"--num-samples must be at least "
+            f"{MINIMUM_NUM_SAMPLES[args.estimator]} with {args.estimator}"
+        )
     if not 0 < args.minimum_temperature <= args.initial_temperature:
         parser.error(
             "the temperatures need 0 < --minimum-temperature <= "
@@ -357,7 +466,7 @@ def main(argv=None):
     print(
         f"Categorical VAE on {args.dataset} ({len(x_train)} training and "
         f"{len(x_test)} test images), latent {num_variables}x{num_categories}, "
-        f"backend {keras.backend.backend()}"
+        f"estimator {args.estimator}, backend {keras.backend.backend()}"
     )
 
     total_steps = args.epochs * math.ceil(len(x_train) / args.batch_size)
@@ -369,7 +478,8 @@ def main(argv=None):
         num_variables,
         num_categories,
         schedule,
-        args.hard,
+        args.estimator,
+        args.num_samples,
         args.seed,
     )
     model.compile(
@@ -429,7 +539,8 @@ def main(argv=None):
         "keras_latent_version": keras_latent.__version__,
         "epochs": args.epochs,
         "latent": f"{num_variables}x{num_categories}",
-        "hard": args.hard,
+        "estimator": args.estimator,
+        "num_samples": args.num_samples,
         "seed": args.seed,
         "batch_size": args.batch_size,
         "temperature_schedule": {

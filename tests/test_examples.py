@@ -173,6 +173,85 @@ def test_categorical_vae_reports_the_importance_weighted_bound(short_run):
     assert metrics["test_neg_iw_bound"] < elbo_reference
 
 
+ESTIMATOR_RUNS = {"reinforce_loo": 3, "gumbel_rao": 5}
+
+
+def run_with_estimator(estimator, output_dir):
+    """A run of one step, on all 1500 training images, with `--estimator`
+    and `--num-samples`; returns the output folder."""
+    example = load_example("categorical_vae")
+    arguments = ["--epochs", "1", "--batch-size", "1500", "--verbose", "0"]
+    arguments += ["--estimator", estimator]
+    arguments += ["--num-samples", str(ESTIMATOR_RUNS[estimator])]
+    arguments += ["--eval-samples", str(SHORT_RUN_EVAL_SAMPLES)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = example.main(arguments + ["--output-dir", str(output_dir)])
+    assert status == 0
+    return output_dir
+
+
+@pytest.fixture(scope="module")
+def reinforce_loo_run(tmp_path_factory):
+    return run_with_estimator(
+        "reinforce_loo", tmp_path_factory.mktemp("reinforce_loo")
+    )
+
+
+@pytest.fixture(scope="module")
+def gumbel_rao_run(tmp_path_factory):
+    return run_with_estimator(
+        "gumbel_rao", tmp_path_factory.mktemp("gumbel_rao")
+    )
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATOR_RUNS))
+def test_categorical_vae_records_and_saves_its_estimator(estimator, request):
+    output_dir = request.getfixturevalue(f"{estimator}_run")
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert metrics["estimator"] == estimator
+    assert metrics["num_samples"] == ESTIMATOR_RUNS[estimator]
+    assert np.isfinite(metrics["test_neg_elbo"])
+    assert np.isfinite(metrics["test_neg_iw_bound"])
+    model = keras.saving.load_model(output_dir / "model.keras")
+    latent = model.get_layer("latent")
+    if estimator == "reinforce_loo":
+        # The layer draws exact samples; the model holds S for training.
+        assert type(model).__name__ == "ReinforceLooVAE"
+        assert model.num_samples == ESTIMATOR_RUNS[estimator]
+        assert latent.estimator == "straight_through"
+    else:
+        assert latent.estimator == estimator
+        assert latent.num_samples == ESTIMATOR_RUNS[estimator]
+
+
+def test_reinforce_loo_training_loss_is_the_negative_elbo(
+    reinforce_loo_run,
+):
+    # The surrogate's value is the mean loss over the S samples plus the
+    # analytic KL: an unbiased estimate of the -ELBO, which the NumPy
+    # reference estimates with one exact sample per image.
+    output_dir = reinforce_loo_run
+    example = load_example("categorical_vae")
+    model = keras.saving.load_model(output_dir / "model.keras")
+    _, (x_test, _) = example.image_datasets.load_images("digits")
+    keras.utils.set_random_seed(2)
+    losses = []
+    for _ in range(6):
+        predictions = model(x_test, training=True)
+        loss = model.compute_loss(x_test, x_test, predictions, training=True)
+        losses.append(float(keras.ops.convert_to_numpy(loss)))
+    references = [numpy_negative_elbo(model, x_test) for _ in range(12)]
+    # Each estimate is a mean over 297 images: compare the two means within
+    # 5 standard errors of their difference, from their spreads.
+    standard_error = np.sqrt(
+        np.var(losses, ddof=1) / len(losses)
+        + np.var(references, ddof=1) / len(references)
+    )
+    assert np.mean(losses) == pytest.approx(
+        np.mean(references), abs=5 * standard_error + 1e-3
+    )
+
+
 def test_categorical_vae_prints_no_line_of_its_own_per_epoch(short_run):
     _, lines = short_run
     assert len(lines) == 2, lines
