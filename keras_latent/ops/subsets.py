@@ -113,7 +113,9 @@ def relaxed_top_k(logits, k, temperature=1.0, axis=-1, seed=None, noise=None):
     and returns `a_1 + ... + a_k`. Each step down-weights what the earlier
     ones selected, as drawing without replacement removes it. As the
     temperature goes to 0, the result tends to the k-hot of the k largest
-    keys, that is `gumbel_top_k` with the same noise; the relaxation is
+    keys, that is `gumbel_top_k` with the same noise (slice by slice: keys
+    closer together than about the temperature share each step's mass, so
+    the convergence is not uniform); the relaxation is
     differentiable with respect to the logits (and the temperature).
 
     Each slice sums to `k` (to about `k * 1e-6` in float32) and its entries
