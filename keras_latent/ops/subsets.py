@@ -314,7 +314,7 @@ def _log1m_softmax(log_probabilities):
         axis=-1,
         keepdims=True,
     )
-    small = ops.where(is_largest, np.log(0.5), log_probabilities)
+    small = ops.where(is_largest, -1.0, log_probabilities)
     return ops.where(is_largest, others, ops.log1p(-ops.exp(small)))
 
 
