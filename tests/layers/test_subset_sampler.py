@@ -3,9 +3,11 @@ inference, its step counter and schedule, and its argument checks. The ops
 it calls are tested in `tests/ops/test_subsets.py`; config, saving, masks
 and mixed precision in the shared conformance table."""
 
+import keras
 import numpy as np
 import pytest
 
+from keras_latent import models
 from keras_latent import schedules
 from keras_latent.layers import SubsetSampler
 from tests.arrays import to_numpy
@@ -135,3 +137,16 @@ def test_rejects_bad_arguments(kwargs, name):
 def test_build_rejects_arguments_that_do_not_fit_the_input(kwargs, shape, name):
     with pytest.raises(ValueError, match=f"argument `{name}`"):
         SubsetSampler(**kwargs).build(shape)
+
+
+def test_set_eval_mode_refuses_a_mode_the_layer_lacks(logits):
+    """`models.set_eval_mode` sets the layer's mode directly; "probs", which
+    a subset has not, is refused, not served as the top-k."""
+    inputs = keras.Input((6,))
+    layer = SubsetSampler(k=2, seed=8)
+    model = keras.Model(inputs, layer(inputs))
+    with pytest.raises(ValueError, match="argument `eval_mode`"):
+        models.set_eval_mode(model, "probs")
+    assert layer.eval_mode == "mode"
+    models.set_eval_mode(model, "sample")
+    assert layer.eval_mode == "sample"
