@@ -29,7 +29,9 @@ def k_hot_top_k(x, k, axis=-1):
     """The k-hot encoding of the `k` largest entries of `x` along `axis`.
 
     Each slice holds exactly `k` ones; ties are broken by the backend's
-    `top_k`. A slice holding NaN gives NaN. The result carries no gradient.
+    `top_k`. Entries of `-inf` are masked out: a slice holding NaN, or with
+    fewer than `k` entries above `-inf`, gives NaN. The result carries no
+    gradient.
     This is the deterministic subset of a layer at inference: the k most
     probable categories.
 
@@ -52,7 +54,7 @@ def k_hot_top_k(x, k, axis=-1):
     x, dtype = as_float32(x)
     _check_k(k, x, axis)
     x = ops.moveaxis(ops.stop_gradient(x), axis, -1)
-    k_hot = _with_nan_of(x, _k_hot_top_k(x, k))
+    k_hot = _with_nan_of_invalid(x, x, k, _k_hot_top_k(x, k))
     return ops.cast(ops.moveaxis(k_hot, -1, axis), dtype)
 
 
@@ -316,12 +318,6 @@ def _log1m_softmax(log_probabilities):
     )
     small = ops.where(is_largest, -1.0, log_probabilities)
     return ops.where(is_largest, others, ops.log1p(-ops.exp(small)))
-
-
-def _with_nan_of(x, outputs):
-    """`outputs`, NaN on every slice (last axis) of `x` that holds NaN."""
-    invalid = ops.any(ops.isnan(x), axis=-1, keepdims=True)
-    return ops.where(invalid, np.nan, outputs)
 
 
 def _with_nan_of_invalid(logits, keys, k, outputs):
