@@ -132,7 +132,8 @@ def set_eval_mode(model, eval_mode, layers=None):
         model: the model whose compiled functions are discarded.
         eval_mode: `"mode"`, `"sample"` or `"probs"`.
         layers: the layers to set, by default every `GumbelSoftmax`,
-            `CategoricalLatent` and `BernoulliLatent` inside `model`.
+            `CategoricalLatent`, `BernoulliLatent` and `SubsetSampler`
+            inside `model`; `SubsetSampler` has no `"probs"` mode.
 
     Example:
 
@@ -154,6 +155,10 @@ def set_eval_mode(model, eval_mode, layers=None):
                 f"GumbelSoftmax, CategoricalLatent or BernoulliLatent layers "
                 f"of model {model.name!r}. Received: {layer!r}"
             )
+    for layer in layers:
+        # A layer may offer fewer modes (`SubsetSampler` has no "probs"):
+        # check them all before setting any.
+        validation.check_choice("eval_mode", eval_mode, layer.eval_modes)
     for layer in layers:
         layer._eval_mode = eval_mode
     # What `Model.compile` does to them: they are traced again when needed.

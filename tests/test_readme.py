@@ -131,6 +131,24 @@ def check_content_addressing(namespace, printed):
     np.testing.assert_allclose(to_numpy(sums), 1.0, rtol=1e-5)
 
 
+def check_subset_sampler(namespace, printed):
+    (relaxed,), (inference,), (hard,) = printed
+    logits = to_numpy(namespace["logits"])
+    relaxed, hard = to_numpy(relaxed), to_numpy(hard)
+    # "relaxed 2-hot rows, each sums to 2", zero where the logit is -inf.
+    np.testing.assert_allclose(relaxed.sum(-1), 2.0, atol=1e-5)
+    assert np.all(relaxed >= 0.0) and relaxed[1, 1] == 0.0
+    # "the 2 largest logits of each row".
+    largest = np.argsort(-logits, axis=-1)[:, :2]
+    np.testing.assert_array_equal(
+        to_numpy(inference), (np.eye(4)[largest]).sum(axis=1)
+    )
+    # "exact 2-hot samples, never the -inf".
+    assert set(np.unique(hard)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(hard.sum(-1), 2.0)
+    assert hard[1, 1] == 0.0
+
+
 def check_ops(namespace, printed):
     (
         (sample,),
@@ -271,6 +289,7 @@ CHECKS = [
     ("Estimators", check_estimators),
     ("`HiddenSoftmax` and `GroupedSoftmax`", check_hidden_softmax),
     ("`ContentAddressing`", check_content_addressing),
+    ("`SubsetSampler`", check_subset_sampler),
     ("Ops", check_ops),
     ("Schedules and callbacks", check_schedules),
     ("Schedules and callbacks", check_callbacks),

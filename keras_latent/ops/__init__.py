@@ -13,6 +13,8 @@ Every function computes in float32 and returns the input's dtype.
   Bernoulli samples, and the REINFORCE-LOO surrogate loss.
 - `fenchel_young`: the Fenchel-Young losses of sparsemax and entmax, and
   the Tsallis negentropy that defines them.
+- `subsets`: exact Gumbel-top-k samples of k categories, their
+  relaxation and its straight-through estimator.
 - `kl`: analytic KLs, and Monte Carlo KLs from log-space samples.
 - `content_addressing`: the read of a memory by content.
 """
@@ -57,3 +59,7 @@ from keras_latent.ops.simplex import entmax_bisect
 from keras_latent.ops.simplex import softmax
 from keras_latent.ops.simplex import sparsemax
 from keras_latent.ops.straight_through import straight_through
+from keras_latent.ops.subsets import gumbel_top_k
+from keras_latent.ops.subsets import k_hot_top_k
+from keras_latent.ops.subsets import relaxed_top_k
+from keras_latent.ops.subsets import straight_through_top_k

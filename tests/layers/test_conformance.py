@@ -19,6 +19,7 @@ from keras_latent.layers import ContentAddressing
 from keras_latent.layers import GroupedSoftmax
 from keras_latent.layers import GumbelSoftmax
 from keras_latent.layers import HiddenSoftmax
+from keras_latent.layers import SubsetSampler
 from keras_latent.regularizers import Entropy
 from tests.layers.conformance import CHECKS
 from tests.layers.conformance import check_layer_conformance
@@ -30,6 +31,7 @@ from tests.layers.conformance import check_layers_train_together
 # and KL-weight schedules are evaluated.
 NON_TRAINABLE_WEIGHTS = {
     GumbelSoftmax: 1,
+    SubsetSampler: 1,
     CategoricalLatent: 1,
     BernoulliLatent: 1,
     GroupedSoftmax: 0,
@@ -40,6 +42,7 @@ NON_TRAINABLE_WEIGHTS = {
 # does; ContentAddressing reads a memory, whose slots are not time steps.
 SUPPORTS_MASKING = {
     GumbelSoftmax: True,
+    SubsetSampler: True,
     CategoricalLatent: True,
     BernoulliLatent: True,
     GroupedSoftmax: True,
@@ -88,6 +91,35 @@ LAYER_CASES = {
         expected_num_seed_generators=1,
         expected_num_losses=0,
         supports_masking=SUPPORTS_MASKING[GumbelSoftmax],
+    ),
+    "subset-sampler-relaxed-rank2": dict(
+        layer_cls=SubsetSampler,
+        init_kwargs=dict(k=2, temperature=0.5, eval_mode="mode", seed=11),
+        input_shape=(2, 5),
+        expected_output_shape=(2, 5),
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[SubsetSampler],
+        expected_num_seed_generators=1,
+        expected_num_losses=0,
+        supports_masking=SUPPORTS_MASKING[SubsetSampler],
+    ),
+    "subset-sampler-straight-through-sample-rank3-axis1": dict(
+        layer_cls=SubsetSampler,
+        init_kwargs=dict(
+            k=3,
+            estimator="straight_through",
+            axis=1,
+            eval_mode="sample",
+            seed=12,
+            name="subsets",
+        ),
+        input_shape=(2, 5, 3),
+        expected_output_shape=(2, 5, 3),
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[SubsetSampler],
+        expected_num_seed_generators=1,
+        expected_num_losses=0,
+        supports_masking=SUPPORTS_MASKING[SubsetSampler],
     ),
     "categorical-flat-rank2-uniform": dict(
         layer_cls=CategoricalLatent,

@@ -19,6 +19,7 @@ from keras_latent.layers import CategoricalLatent
 from keras_latent.layers import GroupedSoftmax
 from keras_latent.layers import GumbelSoftmax
 from keras_latent.layers import HiddenSoftmax
+from keras_latent.layers import SubsetSampler
 from keras_latent.models import kl_divergences
 from tests.arrays import to_numpy
 
@@ -35,6 +36,7 @@ LAYERS = {
     "bernoulli_latent": lambda: BernoulliLatent(
         eval_mode="probs", name="layer"
     ),
+    "subset_sampler": lambda: SubsetSampler(2, name="layer"),
 }
 
 
@@ -120,6 +122,7 @@ EMPTY_INPUTS = {
     "hidden_softmax": (0, 4),
     "categorical_latent": (0, UNITS),
     "bernoulli_latent": (0, UNITS),
+    "subset_sampler": (0, UNITS),
 }
 EMPTY_OUTPUTS = {"categorical_latent": (0, 2, 3), "hidden_softmax": (0, UNITS)}
 

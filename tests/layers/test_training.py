@@ -16,6 +16,7 @@ import pytest
 from keras_latent.layers import BernoulliLatent
 from keras_latent.layers import CategoricalLatent
 from keras_latent.layers import GumbelSoftmax
+from keras_latent.layers import SubsetSampler
 from keras_latent.models import LatentModel
 from tests import references
 from tests.arrays import to_numpy
@@ -141,6 +142,7 @@ LAYER_FACTORIES = {
     "gumbel_softmax": lambda seed=None: GumbelSoftmax(seed=seed),
     "categorical_latent": lambda seed=None: CategoricalLatent(2, 3, seed=seed),
     "bernoulli_latent": lambda seed=None: BernoulliLatent(seed=seed),
+    "subset_sampler": lambda seed=None: SubsetSampler(2, seed=seed),
 }
 
 
