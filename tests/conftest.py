@@ -8,6 +8,23 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# The benchmarks' harness logic (loops, tables, verdicts) does not depend on
+# the backend, and the layers and ops they drive are tested under every
+# backend; their end-to-end runs go under one backend, the quickest to
+# compile them, to keep the suite within its time budget.
+HARNESS_BACKEND = "tensorflow"
+
+
+def pytest_collection_modifyitems(config, items):
+    if keras.backend.backend() == HARNESS_BACKEND:
+        return
+    skip = pytest.mark.skip(
+        reason=f"a benchmark's end-to-end run: under {HARNESS_BACKEND} only"
+    )
+    for item in items:
+        if "harness" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture(autouse=True)
 def reset_dtype_policy():

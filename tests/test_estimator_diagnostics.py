@@ -74,6 +74,7 @@ def rows_by_estimator(output_dir):
     return {row["estimator"]: row for row in results["rows"]}
 
 
+@pytest.mark.harness
 @pytest.mark.slow
 def test_a_tiny_run_writes_a_row_per_estimator_and_its_files(tiny_run):
     rows = rows_by_estimator(tiny_run)
@@ -97,6 +98,7 @@ def test_a_tiny_run_writes_a_row_per_estimator_and_its_files(tiny_run):
     )
 
 
+@pytest.mark.harness
 @pytest.mark.slow
 def test_reinforce_loo_is_unbiased_and_straight_through_is_not(tiny_run):
     """The harness's draws against its exact gradient: REINFORCE-LOO's mean

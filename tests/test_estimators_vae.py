@@ -95,6 +95,7 @@ def test_claims_whose_estimators_were_not_run_are_not_measured(benchmark):
     assert [verdict for _, verdict, _ in verdicts] == ["not measured"] * 3
 
 
+@pytest.mark.harness
 def test_a_tiny_run_writes_its_table_and_bounds(benchmark, tmp_path):
     status = benchmark.main(
         [

@@ -56,6 +56,7 @@ def tiny_study_dir(study, tmp_path_factory):
     return output_dir
 
 
+@pytest.mark.harness
 @pytest.mark.slow
 def test_a_tiny_study_writes_a_row_per_variant_with_valid_numbers(
     tiny_study_dir,
@@ -93,6 +94,7 @@ def test_a_tiny_study_writes_a_row_per_variant_with_valid_numbers(
         assert f"**{claim['claim']}**: {claim['verdict']}." in markdown
 
 
+@pytest.mark.harness
 @pytest.mark.slow
 def test_the_same_seed_gives_the_same_run(study, tiny_study_dir):
     results = json.loads((tiny_study_dir / "results.json").read_text())

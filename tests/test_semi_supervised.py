@@ -116,6 +116,7 @@ def test_unlabelled_rows_give_the_classifier_no_gradient(example):
     assert not np.array_equal(classifier.get_weights()[0], before[0])
 
 
+@pytest.mark.harness
 def test_seeds_benchmark_summarizes_the_example_runs_and_times_both_models(
     example, seeds_benchmark, tmp_path
 ):
