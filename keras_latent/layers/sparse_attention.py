@@ -94,6 +94,13 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 kwargs["flash_attention"],
             )
         super().__init__(num_heads, key_dim, **kwargs)
+        # The parent's `build` replaces its `_attention_axes` by the axes it
+        # chose; the config keeps the argument as given (a list, for JSON),
+        # so that it does not change when the layer is built.
+        attention_axes = kwargs.get("attention_axes")
+        if isinstance(attention_axes, tuple):
+            attention_axes = list(attention_axes)
+        self._attention_axes_argument = attention_axes
         self.normalizer = normalizer
         self.alpha = validation.check_float_at_least("alpha", alpha, 1)
         if normalizer != "softmax":
@@ -164,6 +171,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     def get_config(self):
         return {
             **super().get_config(),
+            "attention_axes": self._attention_axes_argument,
             "normalizer": self.normalizer,
             "alpha": self.alpha,
         }

@@ -333,6 +333,7 @@ def test_attention_over_two_axes_normalizes_over_both(rng):
     )
     layer = attention_layer("sparsemax", attention_axes=(1, 2))
     _, weights = layer(x, x, return_attention_scores=True)
+    assert layer.get_config()["attention_axes"] == [1, 2]
     weights = to_numpy(weights)
     assert weights.shape == (BATCH_SIZE, NUM_HEADS, 2, 3, 2, 3)
     flat = x.reshape(BATCH_SIZE, 6, DIM)
@@ -358,9 +359,9 @@ def test_config_round_trip_and_saving_keep_outputs(value, tmp_path):
         for layer in loaded.layers
         if isinstance(layer, SparseMultiHeadAttention)
     ]
-    # Built, the parent's config holds the attention axes it chose.
-    assert loaded_layer.get_config() == layer.get_config()
-    assert loaded_layer.get_config()["alpha"] == 1.25
+    # The config holds the arguments as given, built or not.
+    assert layer.get_config() == config
+    assert loaded_layer.get_config() == config
     for actual, expected in zip(
         loaded(padded(value)), model(padded(value)), strict=True
     ):
