@@ -52,6 +52,11 @@ SUPPORTS_MASKING = {
     ContentAddressing: False,
     SparseMultiHeadAttention: True,
 }
+# Attention rounds to the compute dtype after each of its chained products
+# (projections, scores, weighted sum, output projection), as
+# `keras.layers.MultiHeadAttention` does: its float16 outputs were measured
+# up to 11 roundoffs away from float32's (TensorFlow).
+ATTENTION_ROUNDOFFS = 32
 
 LAYER_CASES = {
     "gumbel-softmax-rank2": dict(
@@ -373,24 +378,22 @@ LAYER_CASES = {
         expected_num_losses=0,
         supports_masking=SUPPORTS_MASKING[ContentAddressing],
     ),
-    "sparse-attention-sparsemax-dropout": dict(
+    # Without dropout: under TensorFlow, Keras's `Dropout` draws different
+    # noise in float16 and float32, which the mixed-precision checks
+    # compare. Dropout is tested in `test_sparse_attention.py`.
+    "sparse-attention-sparsemax": dict(
         layer_cls=SparseMultiHeadAttention,
-        init_kwargs=dict(
-            num_heads=2,
-            key_dim=3,
-            normalizer="sparsemax",
-            dropout=0.25,
-            seed=13,
-        ),
+        init_kwargs=dict(num_heads=2, key_dim=3, normalizer="sparsemax"),
         input_shape={"query": (2, 3, 5), "value": (2, 4, 5)},
         expected_output_shape=(2, 3, 5),
         expected_num_trainable_weights=8,
         expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
             SparseMultiHeadAttention
         ],
-        expected_num_seed_generators=1,
+        expected_num_seed_generators=0,
         expected_num_losses=0,
         supports_masking=SUPPORTS_MASKING[SparseMultiHeadAttention],
+        mixed_precision_roundoffs=ATTENTION_ROUNDOFFS,
     ),
     "sparse-attention-entmax-key": dict(
         layer_cls=SparseMultiHeadAttention,
@@ -414,6 +417,7 @@ LAYER_CASES = {
         expected_num_seed_generators=0,
         expected_num_losses=0,
         supports_masking=SUPPORTS_MASKING[SparseMultiHeadAttention],
+        mixed_precision_roundoffs=ATTENTION_ROUNDOFFS,
     ),
 }
 
