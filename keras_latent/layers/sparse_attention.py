@@ -86,6 +86,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         normalizer = validation.check_choice(
             "normalizer", normalizer, ATTENTION_NORMALIZERS
         )
+        alpha = validation.check_float_at_least("alpha", alpha, 1)
+        # Flash attention computes a softmax, and refuses to return the
+        # scores that a sparse normalizer computes.
         if normalizer != "softmax" and kwargs.get("flash_attention"):
             raise validation.invalid_value(
                 "flash_attention",
@@ -102,11 +105,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             attention_axes = list(attention_axes)
         self._attention_axes_argument = attention_axes
         self.normalizer = normalizer
-        self.alpha = validation.check_float_at_least("alpha", alpha, 1)
-        if normalizer != "softmax":
-            # Also when flash attention is enabled globally: it would refuse
-            # to return the scores that a sparse normalizer computes.
-            self._flash_attention = False
+        self.alpha = alpha
 
     def _compute_attention(
         self,
