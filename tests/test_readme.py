@@ -131,6 +131,33 @@ def check_content_addressing(namespace, printed):
     np.testing.assert_allclose(to_numpy(sums), 1.0, rtol=1e-5)
 
 
+def check_sparse_multi_head_attention(namespace, printed):
+    (output_shape, weights_shape), (sums,), (zeros,) = printed
+    assert tuple(output_shape) == (2, 6, 16)
+    assert tuple(weights_shape) == (2, 2, 6, 6)
+    np.testing.assert_allclose(to_numpy(sums), 1.0, atol=1e-6)
+    # The weights: sparsemax (2-entmax) of the scaled dot products of the
+    # layer's own projections, the masked step at -inf.
+    layer, x = namespace["attention"], to_numpy(namespace["x"])
+
+    def project(dense):
+        kernel, bias = to_numpy(dense.kernel), to_numpy(dense.bias)
+        return np.einsum("btd,dnh->btnh", x, kernel) + bias
+
+    scores = np.einsum(
+        "btnh,bsnh->bnts", project(layer.query_dense), project(layer.key_dense)
+    ) / np.sqrt(8)
+    scores[..., -1] = -np.inf
+    expected = np.apply_along_axis(numpy_entmax, -1, scores, 2.0)
+    weights = to_numpy(namespace["weights"])
+    np.testing.assert_allclose(weights, expected, atol=2e-6)
+    # "1 zero per row for the masked step, and more": exact zeros.
+    assert np.all(weights[..., -1] == 0.0)
+    zeros = to_numpy(zeros)
+    np.testing.assert_array_equal(zeros, np.sum(expected == 0.0, axis=-1))
+    assert np.all(zeros >= 1) and np.sum(zeros) > zeros.size
+
+
 def check_subset_sampler(namespace, printed):
     (relaxed,), (inference,), (hard,) = printed
     logits = to_numpy(namespace["logits"])
@@ -289,6 +316,7 @@ CHECKS = [
     ("Estimators", check_estimators),
     ("`HiddenSoftmax` and `GroupedSoftmax`", check_hidden_softmax),
     ("`ContentAddressing`", check_content_addressing),
+    ("`SparseMultiHeadAttention`", check_sparse_multi_head_attention),
     ("`SubsetSampler`", check_subset_sampler),
     ("Ops", check_ops),
     ("Schedules and callbacks", check_schedules),

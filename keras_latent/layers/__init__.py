@@ -6,4 +6,5 @@ from keras_latent.layers.content_addressing import ContentAddressing
 from keras_latent.layers.grouped_softmax import GroupedSoftmax
 from keras_latent.layers.gumbel_softmax import GumbelSoftmax
 from keras_latent.layers.hidden_softmax import HiddenSoftmax
+from keras_latent.layers.sparse_attention import SparseMultiHeadAttention
 from keras_latent.layers.subset_sampler import SubsetSampler

@@ -19,6 +19,7 @@ from keras_latent.layers import ContentAddressing
 from keras_latent.layers import GroupedSoftmax
 from keras_latent.layers import GumbelSoftmax
 from keras_latent.layers import HiddenSoftmax
+from keras_latent.layers import SparseMultiHeadAttention
 from keras_latent.layers import SubsetSampler
 from keras_latent.regularizers import Entropy
 from tests.layers.conformance import CHECKS
@@ -37,6 +38,7 @@ NON_TRAINABLE_WEIGHTS = {
     GroupedSoftmax: 0,
     HiddenSoftmax: 0,
     ContentAddressing: 0,
+    SparseMultiHeadAttention: 0,
 }
 # Every softmax-family layer passes a mask on, as `keras.layers.Softmax`
 # does; ContentAddressing reads a memory, whose slots are not time steps.
@@ -48,7 +50,13 @@ SUPPORTS_MASKING = {
     GroupedSoftmax: True,
     HiddenSoftmax: True,
     ContentAddressing: False,
+    SparseMultiHeadAttention: True,
 }
+# Attention rounds to the compute dtype after each of its chained products
+# (projections, scores, weighted sum, output projection), as
+# `keras.layers.MultiHeadAttention` does: its float16 outputs were measured
+# up to 11 roundoffs away from float32's (TensorFlow).
+ATTENTION_ROUNDOFFS = 32
 
 LAYER_CASES = {
     "gumbel-softmax-rank2": dict(
@@ -369,6 +377,47 @@ LAYER_CASES = {
         expected_num_seed_generators=1,
         expected_num_losses=0,
         supports_masking=SUPPORTS_MASKING[ContentAddressing],
+    ),
+    # Without dropout: under TensorFlow, Keras's `Dropout` draws different
+    # noise in float16 and float32, which the mixed-precision checks
+    # compare. Dropout is tested in `test_sparse_attention.py`.
+    "sparse-attention-sparsemax": dict(
+        layer_cls=SparseMultiHeadAttention,
+        init_kwargs=dict(num_heads=2, key_dim=3, normalizer="sparsemax"),
+        input_shape={"query": (2, 3, 5), "value": (2, 4, 5)},
+        expected_output_shape=(2, 3, 5),
+        expected_num_trainable_weights=8,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            SparseMultiHeadAttention
+        ],
+        expected_num_seed_generators=0,
+        expected_num_losses=0,
+        supports_masking=SUPPORTS_MASKING[SparseMultiHeadAttention],
+        mixed_precision_roundoffs=ATTENTION_ROUNDOFFS,
+    ),
+    "sparse-attention-entmax-key": dict(
+        layer_cls=SparseMultiHeadAttention,
+        init_kwargs=dict(
+            num_heads=2,
+            key_dim=3,
+            value_dim=2,
+            normalizer="entmax",
+            alpha=1.75,
+        ),
+        input_shape={
+            "query": (2, 3, 5),
+            "value": (2, 4, 6),
+            "key": (2, 4, 5),
+        },
+        expected_output_shape=(2, 3, 5),
+        expected_num_trainable_weights=8,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            SparseMultiHeadAttention
+        ],
+        expected_num_seed_generators=0,
+        expected_num_losses=0,
+        supports_masking=SUPPORTS_MASKING[SparseMultiHeadAttention],
+        mixed_precision_roundoffs=ATTENTION_ROUNDOFFS,
     ),
 }
 
