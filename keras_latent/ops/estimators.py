@@ -21,7 +21,7 @@ from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.dtypes import is_empty
 from keras_latent.ops.gumbel import one_hot_argmax
-from keras_latent.ops.noise import uniform_noise
+from keras_latent.ops.noise import given_or_uniform_noise
 from keras_latent.ops.straight_through import straight_through
 
 ESTIMATORS = (
@@ -42,18 +42,6 @@ CONCRETE_ESTIMATORS = (
     "gumbel_rao",
 )
 DEFAULT_NUM_SAMPLES = 10
-
-
-def _uniform(noise, shape, seed):
-    """`noise` as float32, checked against `shape`, or a fresh draw."""
-    if noise is None:
-        return uniform_noise(shape, seed=seed)
-    noise = ops.cast(ops.convert_to_tensor(noise), "float32")
-    if tuple(noise.shape) != tuple(shape):
-        raise validation.invalid_shape(
-            "noise", f"uniform noise of shape {tuple(shape)}", noise.shape
-        )
-    return noise
 
 
 def _negative_axis(axis, rank):
@@ -126,7 +114,7 @@ def straight_through_gumbel(
     temperature, axis = _check_common(temperature, axis)
     logits, dtype = as_float32(logits)
     axis = _negative_axis(axis, len(logits.shape))
-    uniform = _uniform(noise, ops.shape(logits), seed)
+    uniform = given_or_uniform_noise(noise, ops.shape(logits), seed)
     sample, log_sample = _straight_through_gumbel(
         logits, temperature, axis, uniform
     )
@@ -177,7 +165,7 @@ def straight_through_sample(logits, axis=-1, seed=None, noise=None):
     axis = validation.check_axis("axis", axis)
     logits, dtype = as_float32(logits)
     axis = _negative_axis(axis, len(logits.shape))
-    uniform = _uniform(noise, ops.shape(logits), seed)
+    uniform = given_or_uniform_noise(noise, ops.shape(logits), seed)
     return ops.cast(_straight_through_sample(logits, axis, uniform), dtype)
 
 
@@ -248,7 +236,9 @@ def conditional_gumbel(
     logits, _ = as_float32(logits)
     sample, _ = as_float32(sample)
     axis = _negative_axis(axis, len(logits.shape))
-    uniform = _uniform(noise, (num_samples, *ops.shape(logits)), seed)
+    uniform = given_or_uniform_noise(
+        noise, (num_samples, *ops.shape(logits)), seed
+    )
     shifted = ops.stop_gradient(_shifted(logits, axis))
     return _conditional_gumbel(
         shifted, ops.stop_gradient(sample), axis, uniform
@@ -326,7 +316,9 @@ def gumbel_rao(
     num_samples = validation.check_integer("num_samples", num_samples, 1)
     logits, dtype = as_float32(logits)
     axis = _negative_axis(axis, len(logits.shape))
-    uniform = _uniform(noise, (num_samples + 1, *ops.shape(logits)), seed)
+    uniform = given_or_uniform_noise(
+        noise, (num_samples + 1, *ops.shape(logits)), seed
+    )
     sample, log_samples = _gumbel_rao(logits, temperature, axis, uniform)
     sample = ops.cast(sample, dtype)
     return (sample, log_samples) if return_log_sample else sample
@@ -406,7 +398,7 @@ def reinmax(logits, temperature=1.0, axis=-1, seed=None, noise=None):
     temperature, axis = _check_common(temperature, axis)
     logits, dtype = as_float32(logits)
     axis = _negative_axis(axis, len(logits.shape))
-    uniform = _uniform(noise, ops.shape(logits), seed)
+    uniform = given_or_uniform_noise(noise, ops.shape(logits), seed)
     return ops.cast(_reinmax(logits, temperature, axis, uniform), dtype)
 
 
@@ -473,10 +465,10 @@ def categorical_estimator(
     log_samples = None
     if estimator == "gumbel_rao":
         num_samples = validation.check_integer("num_samples", num_samples, 1)
-        uniform = _uniform(noise, (num_samples + 1, *shape), seed)
+        uniform = given_or_uniform_noise(noise, (num_samples + 1, *shape), seed)
         sample, log_samples = _gumbel_rao(logits, temperature, axis, uniform)
         return ops.cast(sample, dtype), log_samples
-    uniform = _uniform(noise, shape, seed)
+    uniform = given_or_uniform_noise(noise, shape, seed)
     if estimator == "gumbel_softmax":
         log_sample = _relaxed_log_sample(logits, temperature, axis, uniform)
         sample = ops.exp(log_sample)
@@ -542,7 +534,9 @@ def conditional_logistic(logits, sample, noise=None, seed=None, num_samples=1):
     num_samples = validation.check_integer("num_samples", num_samples, 1)
     logits, _ = as_float32(logits)
     sample, _ = as_float32(sample)
-    uniform = _uniform(noise, (num_samples, *ops.shape(logits)), seed)
+    uniform = given_or_uniform_noise(
+        noise, (num_samples, *ops.shape(logits)), seed
+    )
     return _conditional_logistic(
         ops.stop_gradient(logits), ops.stop_gradient(sample), uniform
     )
@@ -626,7 +620,7 @@ def bernoulli_estimator(
     logit_samples = None
     if estimator == "gumbel_rao":
         num_samples = validation.check_integer("num_samples", num_samples, 1)
-        uniform = _uniform(noise, (num_samples + 1, *shape), seed)
+        uniform = given_or_uniform_noise(noise, (num_samples + 1, *shape), seed)
         hard = _bernoulli_draw(logits, uniform[0])
         logistic = _conditional_logistic(
             ops.stop_gradient(logits), hard, uniform[1:]
@@ -635,7 +629,7 @@ def bernoulli_estimator(
         relaxed = ops.mean(ops.sigmoid(logit_samples), axis=0)
         sample = straight_through(hard, relaxed)
         return ops.cast(sample, dtype), logit_samples
-    uniform = _uniform(noise, shape, seed)
+    uniform = given_or_uniform_noise(noise, shape, seed)
     if estimator in ("gumbel_softmax", "straight_through_gumbel"):
         logistic = ops.log(uniform) - ops.log1p(-uniform)
         logit_sample = (logits + logistic) / temperature

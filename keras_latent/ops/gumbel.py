@@ -16,6 +16,7 @@ from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.dtypes import is_empty
 from keras_latent.ops.noise import TINY
+from keras_latent.ops.noise import given_or_uniform_noise
 from keras_latent.ops.noise import uniform_noise
 from keras_latent.ops.simplex import softmax
 from keras_latent.ops.straight_through import straight_through
@@ -33,18 +34,22 @@ def gumbel_noise(shape, seed=None):
     return -ops.log(-ops.log(uniform_noise(shape, seed=seed)))
 
 
-def _noisy_logits(logits, axis, seed):
+def _noisy_logits(logits, axis, seed, noise=None):
     """`logits - max(logits) + g` along `axis`, the max without gradient.
+
+    `g` is Gumbel noise, `-log(-log(u))` of the uniform draws `noise`, or of
+    a fresh draw from `seed`.
 
     A slice of NaN or `+inf` logits gives NaN (`inf - inf`); `-inf` entries
     stay `-inf`, unless the whole slice is `-inf`, which has no
     distribution and gives NaN too.
     """
-    noise = gumbel_noise(ops.shape(logits), seed=seed)
+    uniform = given_or_uniform_noise(noise, ops.shape(logits), seed)
+    gumbel = -ops.log(-ops.log(uniform))
     if is_empty(logits):
-        return logits + noise
+        return logits + gumbel
     maximum = ops.stop_gradient(ops.max(logits, axis=axis, keepdims=True))
-    return logits - maximum + noise
+    return logits - maximum + gumbel
 
 
 def _with_nan_of(x, outputs, axis):

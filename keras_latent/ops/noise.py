@@ -4,6 +4,8 @@ import numpy as np
 from keras import ops
 from keras import random
 
+from keras_latent import validation
+
 # The smallest normal float32 and the largest float32 below 1. A uniform draw
 # clipped to [TINY, ONE_MINUS_EPSILON] keeps log(u), log(1 - u) and
 # -log(-log(u)) finite on every backend: some backends' uniform samplers can
@@ -27,3 +29,28 @@ def uniform_noise(shape, seed=None):
         shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
     )
     return ops.clip(u, TINY, ONE_MINUS_EPSILON)
+
+
+def given_or_uniform_noise(noise, shape, seed=None):
+    """`noise` as float32, checked against `shape`, or a fresh draw.
+
+    What the ops that take `noise=` in place of `seed` use: passing the
+    same uniform draws twice gives the same value and gradient.
+
+    Args:
+        noise: None, or uniform draws on (0, 1) of shape `shape`.
+        shape: the shape of the draw.
+        seed: an integer, a `keras.random.SeedGenerator`, or None; used
+            when `noise` is None.
+
+    Returns:
+        A float32 tensor of shape `shape`.
+    """
+    if noise is None:
+        return uniform_noise(shape, seed=seed)
+    noise = ops.cast(ops.convert_to_tensor(noise), "float32")
+    if tuple(noise.shape) != tuple(shape):
+        raise validation.invalid_shape(
+            "noise", f"uniform noise of shape {tuple(shape)}", noise.shape
+        )
+    return noise

@@ -21,7 +21,8 @@ from keras import ops
 from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.dtypes import is_empty
-from keras_latent.ops.noise import uniform_noise
+from keras_latent.ops.gumbel import _noisy_logits
+from keras_latent.ops.noise import given_or_uniform_noise
 from keras_latent.ops.straight_through import straight_through
 
 
@@ -247,13 +248,7 @@ def _prepare(logits, k, axis, noise=None):
     logits, dtype = as_float32(logits)
     _check_k(k, logits, axis)
     if noise is not None:
-        noise, _ = as_float32(noise)
-        if tuple(noise.shape) != tuple(logits.shape):
-            raise validation.invalid_shape(
-                "noise",
-                f"uniform noise of the shape of `logits` {logits.shape}",
-                noise.shape,
-            )
+        noise = given_or_uniform_noise(noise, logits.shape)
         noise = ops.moveaxis(noise, axis, -1)
     return ops.moveaxis(logits, axis, -1), noise, dtype, axis
 
@@ -261,13 +256,7 @@ def _prepare(logits, k, axis, noise=None):
 def _keys(logits, seed, noise):
     """`logits - max(logits) + g` along the last axis, the max without
     gradient, `g` Gumbel noise from `noise` or a fresh uniform draw."""
-    if noise is None:
-        noise = uniform_noise(ops.shape(logits), seed=seed)
-    gumbel = -ops.log(-ops.log(noise))
-    if is_empty(logits):
-        return logits + gumbel
-    maximum = ops.stop_gradient(ops.max(logits, axis=-1, keepdims=True))
-    return logits - maximum + gumbel
+    return _noisy_logits(logits, -1, seed, noise)
 
 
 def _k_hot_top_k(x, k):
