@@ -227,6 +227,11 @@ def claim_conditions(names):
     return claims
 
 
+# The words the issue asks for, in the order of
+# `hidden_softmax_study.verdict_from_states`.
+VERDICT_WORDS = ("reproduced", "not reproduced", "within noise")
+
+
 def claim_verdicts(summaries, names):
     """`(claim, verdict, evidence)` per claim; `summaries[setting][name]`."""
     verdicts = []
@@ -243,12 +248,9 @@ def claim_verdicts(summaries, names):
                 )
                 states.append(state)
                 sentences.append(f"{setting}: {sentence}")
-        if all(state == "holds" for state in states):
-            verdict = "reproduced"
-        elif any(state == "reversed" for state in states):
-            verdict = "not reproduced"
-        else:
-            verdict = "within noise"
+        verdict = hidden_softmax_study.verdict_from_states(
+            states, VERDICT_WORDS
+        )
         verdicts.append((claim, verdict, "; ".join(sentences)))
     return verdicts
 

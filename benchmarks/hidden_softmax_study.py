@@ -371,6 +371,21 @@ exact zeros).
 """
 
 
+def verdict_from_states(
+    states, words=("supported", "contradicted", "not shown")
+):
+    """One claim's verdict from the states of its comparisons (`compare`).
+
+    `words[0]` when every comparison holds beyond the noise margin,
+    `words[1]` when one is reversed beyond it, `words[2]` otherwise.
+    """
+    if all(state == "holds" for state in states):
+        return words[0]
+    if any(state == "reversed" for state in states):
+        return words[1]
+    return words[2]
+
+
 def compare(summaries, quantity, variant, other, direction):
     """Whether `variant`'s `quantity` is `direction` than `other`'s.
 
@@ -460,13 +475,9 @@ def claim_verdicts(summaries):
             *(compare(summaries, *condition) for condition in conditions),
             strict=True,
         )
-        if all(state == "holds" for state in states):
-            verdict = "supported"
-        elif any(state == "reversed" for state in states):
-            verdict = "contradicted"
-        else:
-            verdict = "not shown"
-        verdicts.append((claim, verdict, "; ".join(sentences)))
+        verdicts.append(
+            (claim, verdict_from_states(states), "; ".join(sentences))
+        )
     return verdicts
 
 
