@@ -105,6 +105,14 @@ def check_axis(name, value):
     return int(value)
 
 
+def check_axis_in_rank(name, axis, rank):
+    """Checks that `axis` (negative values count from the end) names an
+    axis of a tensor of rank `rank`."""
+    if not -rank <= axis < rank:
+        raise invalid_value(name, f"an axis of a tensor of rank {rank}", axis)
+    return axis
+
+
 def check_divisor(name, value, dividend_name, dividend):
     """Checks an integer >= 1 that divides `dividend` (if known). Returns it."""
     value = check_integer(name, value, minimum=1)

@@ -86,12 +86,7 @@ class GumbelSoftmax(RelaxedLayer):
         self.axis = validation.check_axis("axis", axis)
 
     def build(self, input_shape):
-        rank = len(input_shape)
-        if not -rank <= self.axis < rank:
-            raise ValueError(
-                "Invalid value received for argument `axis`. Expected an "
-                f"axis of an input of rank {rank}. Received: axis={self.axis}"
-            )
+        validation.check_axis_in_rank("axis", self.axis, len(input_shape))
         super().build(input_shape)
 
     def call(self, inputs, training=None):

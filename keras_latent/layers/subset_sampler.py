@@ -89,12 +89,7 @@ class SubsetSampler(RelaxedLayer):
         self.axis = validation.check_axis("axis", axis)
 
     def build(self, input_shape):
-        rank = len(input_shape)
-        if not -rank <= self.axis < rank:
-            raise ValueError(
-                "Invalid value received for argument `axis`. Expected an "
-                f"axis of an input of rank {rank}. Received: axis={self.axis}"
-            )
+        validation.check_axis_in_rank("axis", self.axis, len(input_shape))
         num_categories = input_shape[self.axis]
         if num_categories is None or self.k > num_categories:
             raise ValueError(

@@ -47,8 +47,7 @@ DEFAULT_NUM_SAMPLES = 10
 def _negative_axis(axis, rank):
     """`axis` counted from the end, so that it holds on a leading sample
     axis too."""
-    if not -rank <= axis < rank:
-        raise validation.invalid_value("axis", f"an axis of rank {rank}", axis)
+    validation.check_axis_in_rank("axis", axis, rank)
     return axis - rank if axis >= 0 else axis
 
 

@@ -220,10 +220,7 @@ def straight_through_top_k(
 
 def _check_k(k, x, axis):
     """Checks `k` against the static number of categories along `axis`."""
-    if not -len(x.shape) <= axis < len(x.shape):
-        raise validation.invalid_value(
-            "axis", f"an axis of rank {len(x.shape)}", axis
-        )
+    validation.check_axis_in_rank("axis", axis, len(x.shape))
     num_categories = x.shape[axis]
     if num_categories is None:
         raise validation.invalid_shape(
