@@ -2,13 +2,15 @@
 
 Runs, in this one invocation and one after the other on the same machine,
 `benchmarks/torch_categorical_vae.py` (a plain PyTorch implementation of the
-same model and hyperparameters) and `examples/categorical_vae.py` under each
-Keras backend, for seeds 0, 1, ... in turn (every implementation with one
-seed before the next seed), then prints one table: the test negative ELBO
-with discrete latent samples (nats per image, lower is better) as mean and
-standard deviation over the seeds, and the training seconds per epoch with
-their ratio to PyTorch's in the same round, as medians over the seeds with
-their range.
+same model and hyperparameters), and under each Keras backend
+`benchmarks/keras_categorical_vae.py` (the same model in plain Keras, with a
+hand-written sampling layer and `add_loss`) and `examples/categorical_vae.py`,
+for seeds 0, 1, ... in turn (every implementation with one seed before the
+next seed), then prints one table: the test negative ELBO with discrete
+latent samples (nats per image, lower is better) as mean and standard
+deviation over the seeds, and the training seconds per epoch with their
+ratio to PyTorch's and keras-latent's to plain Keras's in the same round,
+as medians over the seeds with their range.
 
     python benchmarks/compare_categorical_vae.py --seeds 3
     python benchmarks/compare_categorical_vae.py --dataset fashion_mnist \
@@ -64,11 +66,31 @@ def keras_run(backend, args, seed, output_dir):
         return json.load(file)
 
 
+def plain_keras_run(backend, args, seed, output_json):
+    return baseline_run(
+        "benchmarks/keras_categorical_vae.py",
+        args,
+        seed,
+        output_json,
+        {**os.environ, "KERAS_BACKEND": backend},
+    )
+
+
 def torch_run(args, seed, output_json):
+    return baseline_run(
+        "benchmarks/torch_categorical_vae.py",
+        args,
+        seed,
+        output_json,
+        dict(os.environ),
+    )
+
+
+def baseline_run(script, args, seed, output_json, environment):
     run(
         [
             sys.executable,
-            "benchmarks/torch_categorical_vae.py",
+            script,
             "--dataset",
             args.dataset,
             "--epochs",
@@ -78,7 +100,7 @@ def torch_run(args, seed, output_json):
             "--output-json",
             str(output_json),
         ],
-        dict(os.environ),
+        environment,
     )
     with open(output_json) as file:
         return json.load(file)
@@ -96,7 +118,9 @@ def summarize(rounds):
 
     The -ELBO is the mean and sample standard deviation over the seeds; the
     seconds per epoch and their ratio to the baseline's of the same round
-    are medians over the seeds, with their minimum and maximum.
+    are medians over the seeds, with their minimum and maximum. A row
+    `keras-latent, BACKEND` also gets its ratio to `plain Keras, BACKEND`
+    of the same round, where that ran (None otherwise).
     """
     names = list(rounds[0])
     rows = []
@@ -106,10 +130,13 @@ def summarize(rounds):
             steady_seconds(seed_round[name]["seconds_per_epoch"])
             for seed_round in rounds
         ]
-        ratios = [
-            own / steady_seconds(seed_round[names[0]]["seconds_per_epoch"])
-            for own, seed_round in zip(seconds, rounds, strict=True)
-        ]
+        ratios = same_round_ratios(seconds, rounds, names[0])
+        plain_keras = name.replace("keras-latent, ", "plain Keras, ", 1)
+        keras_ratios = (
+            same_round_ratios(seconds, rounds, plain_keras)
+            if name.startswith("keras-latent, ") and plain_keras in names
+            else None
+        )
         rows.append(
             {
                 "implementation": name,
@@ -121,11 +148,33 @@ def summarize(rounds):
                 "seconds_range": [min(seconds), max(seconds)],
                 "ratio_median": statistics.median(ratios),
                 "ratio_range": [min(ratios), max(ratios)],
+                "plain_keras_ratio_median": (
+                    statistics.median(keras_ratios) if keras_ratios else None
+                ),
+                "plain_keras_ratio_range": (
+                    [min(keras_ratios), max(keras_ratios)]
+                    if keras_ratios
+                    else None
+                ),
                 "test_neg_elbo": elbos,
                 "seconds": seconds,
             }
         )
     return rows
+
+
+def same_round_ratios(seconds, rounds, baseline):
+    """Each round's `seconds` over the steady seconds of `baseline`."""
+    return [
+        own / steady_seconds(seed_round[baseline]["seconds_per_epoch"])
+        for own, seed_round in zip(seconds, rounds, strict=True)
+    ]
+
+
+def format_ratio(median, interval):
+    if median is None:
+        return "-"
+    return f"{median:.2f} ({interval[0]:.2f}-{interval[1]:.2f})"
 
 
 def main(argv=None):
@@ -151,6 +200,9 @@ def main(argv=None):
                 )
             }
             for backend in args.backends:
+                seed_round[f"plain Keras, {backend}"] = plain_keras_run(
+                    backend, args, seed, scratch / f"plain_{backend}{seed}.json"
+                )
                 seed_round[f"keras-latent, {backend}"] = keras_run(
                     backend, args, seed, scratch / f"{backend}{seed}"
                 )
@@ -163,16 +215,18 @@ def main(argv=None):
     )
     print(
         "| implementation | test -ELBO (nats), mean ± sd | "
-        "s/epoch, median (range) | ratio to PyTorch, median (range) |"
+        "s/epoch, median (range) | ratio to PyTorch, median (range) | "
+        "ratio to plain Keras, median (range) |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     for row in rows:
+        keras_range = row["plain_keras_ratio_range"]
         print(
             f"| {row['implementation']} | {row['test_neg_elbo_mean']:.2f} ± "
             f"{row['test_neg_elbo_std']:.2f} | {row['seconds_median']:.3f} "
             f"({row['seconds_range'][0]:.3f}-{row['seconds_range'][1]:.3f}) "
-            f"| {row['ratio_median']:.2f} ({row['ratio_range'][0]:.2f}-"
-            f"{row['ratio_range'][1]:.2f}) |"
+            f"| {format_ratio(row['ratio_median'], row['ratio_range'])} "
+            f"| {format_ratio(row['plain_keras_ratio_median'], keras_range)} |"
         )
     if args.output_json:
         with open(args.output_json, "w") as file:

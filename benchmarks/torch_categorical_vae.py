@@ -124,13 +124,19 @@ def parse_arguments():
         help="CPU threads for PyTorch (torch.set_num_threads)",
     )
     parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: the GPU where PyTorch sees one, as Keras does",
+    )
+    parser.add_argument(
         "--output-json", help="also write the final JSON summary to this path"
     )
     return parser.parse_args()
 
 
 def gumbel_noise(shape, generator):
-    uniform = torch.rand(shape, generator=generator)
+    uniform = torch.rand(shape, generator=generator, device=generator.device)
     uniform = uniform.clamp(TINY, ONE_MINUS_EPSILON)
     return -torch.log(-torch.log(uniform))
 
@@ -198,7 +204,9 @@ class CategoricalVAE(nn.Module):
 def train_epoch(model, optimizer, images, state, hard, generator):
     """One pass over `images` in shuffled batches; returns the mean loss."""
     model.train()
-    order = torch.randperm(len(images), generator=generator)
+    order = torch.randperm(
+        len(images), generator=generator, device=generator.device
+    )
     losses = []
     for start in range(0, len(images), BATCH_SIZE):
         schedule = state["schedule"]
@@ -236,14 +244,18 @@ def main():
     arguments = parse_arguments()
     torch.set_num_threads(arguments.threads)
     torch.manual_seed(arguments.seed)
-    generator = torch.Generator().manual_seed(arguments.seed)
+    device = arguments.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    generator = torch.Generator(device=device).manual_seed(arguments.seed)
     (x_train, _), (x_test, _) = image_datasets.load_images(
         arguments.dataset, binarize=True
     )
-    x_train = torch.from_numpy(x_train)
-    x_test = torch.from_numpy(x_test)
+    x_train = torch.from_numpy(x_train).to(device)
+    x_test = torch.from_numpy(x_test).to(device)
     num_variables, num_categories = arguments.latent
     model = CategoricalVAE(x_train.shape[1], num_variables, num_categories)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     total_steps = arguments.epochs * math.ceil(len(x_train) / BATCH_SIZE)
     state = {
@@ -278,6 +290,7 @@ def main():
         "hard": arguments.hard,
         "seed": arguments.seed,
         "threads": arguments.threads,
+        "device": device,
         "train_loss": [round(loss, 4) for loss in train_losses],
         "test_neg_elbo": round(test_loss, 4),
         "seconds_per_epoch": [round(s, 3) for s in seconds_per_epoch],
