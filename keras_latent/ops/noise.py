@@ -1,5 +1,18 @@
-"""Seeded uniform noise on the open interval (0, 1), drawn in float32."""
+"""Seeded uniform noise on the open interval (0, 1), drawn in float32.
 
+Every random draw of keras-latent goes through `uniform_noise`. Under a
+`tf.distribute` strategy with several replicas, it folds the replica's
+index into the seed: each replica holds its own copy of a
+`keras.random.SeedGenerator`'s state, all equal, so that without the fold
+every replica would draw the same noise for its shard of the batch. A
+fixed seed stays reproducible: the fold is a pure function of the seed and
+the replica index. Outside such a strategy the draw is
+`keras.random.uniform`'s. `keras.distribution.DataParallel` on JAX needs no
+fold: its train step draws the noise of the whole global batch, which is
+then sharded.
+"""
+
+import keras
 import numpy as np
 from keras import ops
 from keras import random
@@ -25,10 +38,52 @@ def uniform_noise(shape, seed=None):
     Returns:
         A float32 tensor with values in [tiny, 1 - 2**-24].
     """
-    u = random.uniform(
-        shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
-    )
+    replica_context = _tensorflow_replica_context()
+    if replica_context is None or seed is None:
+        u = random.uniform(
+            shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
+        )
+    else:
+        u = _replica_uniform(shape, seed, replica_context)
     return ops.clip(u, TINY, ONE_MINUS_EPSILON)
+
+
+def _tensorflow_replica_context():
+    """The `tf.distribute` replica context of a step run on several
+    replicas, or None (other backends, one replica, cross-replica code)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def _replica_uniform(shape, seed, replica_context):
+    """`keras.random.uniform` on [TINY, 1) with the replica's index folded
+    into the seed, so that the replicas of one step draw independent noise.
+
+    `replica_id_in_sync_group` is the global index (across the workers of
+    a `MultiWorkerMirroredStrategy` too), and a graph constant: the fold
+    costs no host round trip.
+    """
+    import tensorflow as tf
+
+    if isinstance(seed, random.SeedGenerator):
+        seed = seed.next()
+    else:
+        seed = tf.constant([seed, 0], dtype="int64")
+    # `tf.random.stateless_*` take int32 seeds under XLA; Keras reduces
+    # its int64 seed state the same way before every draw.
+    seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), "int32")
+    seed = tf.random.experimental.stateless_fold_in(
+        seed, replica_context.replica_id_in_sync_group
+    )
+    return tf.random.stateless_uniform(
+        shape, seed=seed, minval=TINY, maxval=1.0, dtype="float32"
+    )
 
 
 def given_or_uniform_noise(noise, shape, seed=None):
