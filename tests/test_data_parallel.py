@@ -1,0 +1,116 @@
+"""Data-parallel training on 2 CPU devices matches one device.
+
+Under TensorFlow, a `tf.distribute.MirroredStrategy` over two logical
+CPUs; under JAX, `keras.distribution.DataParallel` over two host devices.
+Keras has no data-parallel engine for torch (see the README). The devices
+must exist before the backend starts, so `tests/data_parallel_run.py`
+trains in one subprocess per session and reports its measurements.
+
+The tolerances come from the Gumbel noise: one example's training loss
+has a standard deviation `noise_std` due to the noise alone, so the mean
+loss of two runs over the same `n` examples with independent noise differs
+by a standard deviation of `sqrt(2 / n) * noise_std`; five of them bound
+the difference with a two-sided false-failure rate of 6e-7.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tests import data_parallel_run as run
+
+ENGINES = {
+    "tensorflow": {},
+    "jax": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+}
+STANDARD_ERRORS = 5.0
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() not in ENGINES,
+    reason="Keras has no data-parallel distribution for this backend",
+)
+
+
+@pytest.fixture(scope="module")
+def measured():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    completed = subprocess.run(
+        [sys.executable, "-m", "tests.data_parallel_run"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, **ENGINES[keras.backend.backend()]},
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def noise_tolerance(measured, num_examples):
+    return STANDARD_ERRORS * np.sqrt(2.0 / num_examples) * measured["noise_std"]
+
+
+def test_replicas_draw_different_noise_for_identical_rows(measured):
+    # Continuous samples: two independent draws of a row coincide with
+    # probability 0; replicas that share their noise repeat every row.
+    assert measured["identical_row_share"] == 0.0
+    assert measured["distinct_rows_within_half"] == run.BATCH_SIZE // 2
+
+
+def test_first_step_loss_matches_one_device(measured):
+    # Same weights, same batch: only the noise differs.
+    difference = abs(
+        measured["data_parallel_first_step_loss"]
+        - measured["single_first_step_loss"]
+    )
+    assert difference <= noise_tolerance(measured, run.BATCH_SIZE)
+
+
+def test_epoch_losses_match_one_device(measured):
+    np.testing.assert_allclose(
+        measured["data_parallel_losses"],
+        measured["single_losses"],
+        rtol=0,
+        atol=noise_tolerance(measured, run.NUM_EXAMPLES),
+    )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="only DataParallel on JAX draws the noise of the global batch",
+)
+def test_jax_data_parallel_trains_as_one_device_exactly(measured):
+    # The compiled step draws the global batch's noise from the same seed
+    # state as on one device, then shards it: the same training.
+    np.testing.assert_allclose(
+        measured["data_parallel_losses"], measured["single_losses"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        measured["data_parallel_first_step_loss"],
+        measured["single_first_step_loss"],
+        rtol=1e-5,
+    )
+
+
+def test_every_replica_reads_the_scheduled_temperature(measured):
+    steps = measured["steps_trained"]
+    expected = max(0.1, np.exp(-0.1 * steps))
+    assert measured["replica_steps"] == [steps, steps]
+    np.testing.assert_allclose(
+        measured["replica_temperatures"], [expected, expected], rtol=1e-6
+    )
+
+
+def test_logged_kl_is_the_global_batch_kl(measured):
+    # The halves of the batch differ, so one replica's KL would show.
+    assert not np.isclose(
+        measured["first_half_kl"], measured["first_batch_kl"], rtol=0.1
+    )
+    np.testing.assert_allclose(
+        measured["logged_first_step_kl"], measured["first_batch_kl"], rtol=1e-5
+    )
