@@ -174,12 +174,12 @@ def main():
             ).history
         latent = model.get_layer("latent")
         steps, temperatures = replica_steps_and_temperatures(latent)
-        samples = keras.ops.convert_to_numpy(
-            build_sampler().predict(
-                np.zeros((BATCH_SIZE, NUM_VARIABLES * NUM_CATEGORIES)),
-                batch_size=BATCH_SIZE,
-                verbose=0,
+        zeros = np.zeros((BATCH_SIZE, NUM_VARIABLES * NUM_CATEGORIES))
+        samples, repeated = (
+            keras.ops.convert_to_numpy(
+                build_sampler().predict(zeros, batch_size=BATCH_SIZE, verbose=0)
             )
+            for _ in range(2)
         )
 
     results.update(
@@ -192,6 +192,7 @@ def main():
         replica_temperatures=temperatures,
         steps_trained=1 + EPOCHS * NUM_EXAMPLES // BATCH_SIZE,
         identical_row_share=identical_row_share(samples),
+        reproducible=bool(np.array_equal(samples, repeated)),
         distinct_rows_within_half=len(
             np.unique(
                 samples[: BATCH_SIZE // 2].reshape(BATCH_SIZE // 2, -1), axis=0
