@@ -169,7 +169,9 @@ class ReinforceLooVAE(keras_latent.models.LatentFunctional):
             log_probs, keras.ops.reshape(losses, (self.num_samples, -1))
         )
         keras_latent.models.update_kl_metrics(self)
-        return keras.ops.mean(surrogate) + sum(self.losses)
+        return data_parallel.replica_share(
+            keras.ops.mean(surrogate) + sum(self.losses)
+        )
 
 
 """

@@ -122,6 +122,24 @@ class Engine:
         return os.path.join(base, f"process_{self.process_index}")
 
 
+def replica_share(loss):
+    """A loss computed by hand in `compute_loss`, scaled as Keras scales
+    its own.
+
+    Under `tf.distribute` each replica's gradients are summed, so Keras
+    divides each replica's compiled and added losses by the number of
+    replicas (and multiplies the logged loss back). A `compute_loss` that
+    forms its loss itself must do the same, or it trains with a larger
+    step and logs a multiple of its loss. Elsewhere the loss is unchanged.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / num_replicas if num_replicas > 1 else loss
+
+
 def choose_engine(distribute, tpu=None):
     """The engine for `--distribute` and `--tpu` on the current backend.
 
