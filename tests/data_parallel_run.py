@@ -4,12 +4,15 @@ Run by `tests/test_data_parallel.py` in a subprocess, because the devices
 must be declared before the backend starts: under TensorFlow, two logical
 CPUs and a `tf.distribute.MirroredStrategy`; under JAX, two host devices
 (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set by the caller)
-and a `keras.distribution.DataParallel`. It prints one JSON object of
-measurements; the test states the properties they must have.
+and a `keras.distribution.DataParallel`. Under torch, which Keras does not
+distribute, two processes of a `torch.distributed` group (gloo) wrap a
+model in `DistributedDataParallel` and draw samples. It prints one JSON
+object of measurements; the test states the properties they must have.
 """
 
 import json
 import os
+import socket
 
 BACKEND = os.environ["KERAS_BACKEND"]
 if BACKEND == "tensorflow":
@@ -202,5 +205,51 @@ def main():
     print(json.dumps(results))
 
 
+def torch_rank_samples(rank, port):
+    """Rank `rank`'s samples through `DistributedDataParallel`, twice
+    (two models of the same seed); rank 0 prints the measurements."""
+    import torch
+
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
+    )
+    draws = []
+    for _ in range(2):
+        inputs = keras.Input((NUM_VARIABLES * NUM_CATEGORIES,))
+        # A trainable layer: DistributedDataParallel wants parameters.
+        logits = keras.layers.Dense(
+            NUM_VARIABLES * NUM_CATEGORIES, kernel_initializer="zeros"
+        )(inputs)
+        latent = keras_latent.layers.CategoricalLatent(
+            NUM_VARIABLES, NUM_CATEGORIES, seed=1
+        )
+        model = keras.Model(inputs, latent(logits, training=True))
+        parallel = torch.nn.parallel.DistributedDataParallel(model)
+        zeros = torch.zeros((BATCH_SIZE // 2, NUM_VARIABLES * NUM_CATEGORIES))
+        samples = parallel(zeros).detach().contiguous()
+        gathered = [torch.zeros_like(samples) for _ in range(2)]
+        torch.distributed.all_gather(gathered, samples)
+        draws.append(np.concatenate([g.numpy() for g in gathered]))
+    torch.distributed.destroy_process_group()
+    if rank == 0:
+        results = {
+            "identical_row_share": identical_row_share(draws[0]),
+            "reproducible": bool(np.array_equal(*draws)),
+        }
+        print(json.dumps(results), flush=True)
+
+
+def torch_main():
+    import torch.multiprocessing
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.multiprocessing.spawn(torch_rank_samples, args=(port,), nprocs=2)
+
+
 if __name__ == "__main__":
-    main()
+    if BACKEND == "torch":
+        torch_main()
+    else:
+        main()

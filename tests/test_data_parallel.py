@@ -2,9 +2,11 @@
 
 Under TensorFlow, a `tf.distribute.MirroredStrategy` over two logical
 CPUs; under JAX, `keras.distribution.DataParallel` over two host devices.
-Keras has no data-parallel engine for torch (see the README). The devices
-must exist before the backend starts, so `tests/data_parallel_run.py`
-trains in one subprocess per session and reports its measurements.
+Keras has no data-parallel engine for torch (see the README): there, two
+processes of PyTorch's `DistributedDataParallel` check the noise only.
+The devices must exist before the backend starts, so
+`tests/data_parallel_run.py` runs in one subprocess per session and
+reports its measurements.
 
 The tolerances come from the Gumbel noise: one example's training loss
 has a standard deviation `noise_std` due to the noise alone, so the mean
@@ -27,14 +29,13 @@ from tests import data_parallel_run as run
 ENGINES = {
     "tensorflow": {},
     "jax": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    "torch": {},
 }
 STANDARD_ERRORS = 5.0
 
 
 @pytest.fixture(scope="module")
 def measured():
-    if keras.backend.backend() not in ENGINES:
-        pytest.skip("Keras has no data-parallel distribution for this backend")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     completed = subprocess.run(
         [sys.executable, "-m", "tests.data_parallel_run"],
@@ -48,6 +49,15 @@ def measured():
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="module")
+def trained(measured):
+    """The measurements of training, which Keras runs data-parallel on
+    TensorFlow and JAX only."""
+    if keras.backend.backend() == "torch":
+        pytest.skip("Keras has no data-parallel training on torch")
+    return measured
+
+
 def noise_tolerance(measured, num_examples):
     return STANDARD_ERRORS * np.sqrt(2.0 / num_examples) * measured["noise_std"]
 
@@ -56,7 +66,10 @@ def test_replicas_draw_different_noise_for_identical_rows(measured):
     # Continuous samples: two independent draws of a row coincide with
     # probability 0; replicas that share their noise repeat every row.
     assert measured["identical_row_share"] == 0.0
-    assert measured["distinct_rows_within_half"] == run.BATCH_SIZE // 2
+
+
+def test_each_replica_draws_distinct_rows(trained):
+    assert trained["distinct_rows_within_half"] == run.BATCH_SIZE // 2
 
 
 def test_a_fixed_seed_draws_the_same_noise_again(measured):
@@ -64,21 +77,21 @@ def test_a_fixed_seed_draws_the_same_noise_again(measured):
     assert measured["reproducible"]
 
 
-def test_first_step_loss_matches_one_device(measured):
+def test_first_step_loss_matches_one_device(trained):
     # Same weights, same batch: only the noise differs.
     difference = abs(
-        measured["data_parallel_first_step_loss"]
-        - measured["single_first_step_loss"]
+        trained["data_parallel_first_step_loss"]
+        - trained["single_first_step_loss"]
     )
-    assert difference <= noise_tolerance(measured, run.BATCH_SIZE)
+    assert difference <= noise_tolerance(trained, run.BATCH_SIZE)
 
 
-def test_epoch_losses_match_one_device(measured):
+def test_epoch_losses_match_one_device(trained):
     np.testing.assert_allclose(
-        measured["data_parallel_losses"],
-        measured["single_losses"],
+        trained["data_parallel_losses"],
+        trained["single_losses"],
         rtol=0,
-        atol=noise_tolerance(measured, run.NUM_EXAMPLES),
+        atol=noise_tolerance(trained, run.NUM_EXAMPLES),
     )
 
 
@@ -86,35 +99,35 @@ def test_epoch_losses_match_one_device(measured):
     keras.backend.backend() != "jax",
     reason="only DataParallel on JAX draws the noise of the global batch",
 )
-def test_jax_data_parallel_trains_as_one_device_exactly(measured):
+def test_jax_data_parallel_trains_as_one_device_exactly(trained):
     # The compiled step draws the global batch's noise from the same seed
     # state as on one device, then shards it: the same training.
     np.testing.assert_allclose(
-        measured["data_parallel_losses"], measured["single_losses"], rtol=1e-5
+        trained["data_parallel_losses"], trained["single_losses"], rtol=1e-5
     )
     np.testing.assert_allclose(
-        measured["data_parallel_first_step_loss"],
-        measured["single_first_step_loss"],
+        trained["data_parallel_first_step_loss"],
+        trained["single_first_step_loss"],
         rtol=1e-5,
     )
 
 
-def test_every_replica_reads_the_scheduled_temperature(measured):
-    steps = measured["steps_trained"]
+def test_every_replica_reads_the_scheduled_temperature(trained):
+    steps = trained["steps_trained"]
     expected = max(0.1, np.exp(-0.1 * steps))
-    assert measured["replica_steps"] == [steps, steps]
+    assert trained["replica_steps"] == [steps, steps]
     np.testing.assert_allclose(
-        measured["replica_temperatures"], [expected, expected], rtol=1e-6
+        trained["replica_temperatures"], [expected, expected], rtol=1e-6
     )
 
 
-def test_logged_kl_is_the_global_batch_kl(measured):
+def test_logged_kl_is_the_global_batch_kl(trained):
     # The halves of the batch differ, so one replica's KL would show.
     assert not np.isclose(
-        measured["first_half_kl"], measured["first_batch_kl"], rtol=0.1
+        trained["first_half_kl"], trained["first_batch_kl"], rtol=0.1
     )
     np.testing.assert_allclose(
-        measured["logged_first_step_kl"], measured["first_batch_kl"], rtol=1e-5
+        trained["logged_first_step_kl"], trained["first_batch_kl"], rtol=1e-5
     )
 
 

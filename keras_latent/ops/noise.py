@@ -1,15 +1,17 @@
 """Seeded uniform noise on the open interval (0, 1), drawn in float32.
 
-Every random draw of keras-latent goes through `uniform_noise`. Under a
-`tf.distribute` strategy with several replicas, it folds the replica's
-index into the seed: each replica holds its own copy of a
-`keras.random.SeedGenerator`'s state, all equal, so that without the fold
-every replica would draw the same noise for its shard of the batch. A
-fixed seed stays reproducible: the fold is a pure function of the seed and
-the replica index. Outside such a strategy the draw is
-`keras.random.uniform`'s. `keras.distribution.DataParallel` on JAX needs no
-fold: its train step draws the noise of the whole global batch, which is
-then sharded.
+Every random draw of keras-latent goes through `uniform_noise`. In
+data-parallel training every replica holds its own copy of a
+`keras.random.SeedGenerator`'s state, all equal (the same seed, and
+PyTorch's `DistributedDataParallel` even copies rank 0's state to every
+rank), so every replica would draw the same noise for its shard of the
+batch. `uniform_noise` therefore folds the replica's index into the seed:
+under a `tf.distribute` strategy with several replicas, and on the torch
+backend in a `torch.distributed` group of several processes. A fixed seed
+stays reproducible: the fold is a pure function of the seed and the
+index. Elsewhere the draw is `keras.random.uniform`'s.
+`keras.distribution.DataParallel` on JAX needs no fold: its train step
+draws the noise of the whole global batch, which is then sharded.
 """
 
 import keras
@@ -39,12 +41,15 @@ def uniform_noise(shape, seed=None):
         A float32 tensor with values in [tiny, 1 - 2**-24].
     """
     replica_context = _tensorflow_replica_context()
-    if replica_context is None or seed is None:
+    if seed is not None and replica_context is not None:
+        u = _replica_uniform(shape, seed, replica_context)
+    else:
+        rank = _torch_distributed_rank()
+        if seed is not None and rank is not None:
+            seed = _rank_seed(seed, rank)
         u = random.uniform(
             shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
         )
-    else:
-        u = _replica_uniform(shape, seed, replica_context)
     return ops.clip(u, TINY, ONE_MINUS_EPSILON)
 
 
@@ -84,6 +89,38 @@ def _replica_uniform(shape, seed, replica_context):
     return tf.random.stateless_uniform(
         shape, seed=seed, minval=TINY, maxval=1.0, dtype="float32"
     )
+
+
+def _torch_distributed_rank():
+    """This process's rank in a `torch.distributed` group of several
+    processes, or None (other backends, no group, one process)."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch.distributed
+
+    if not (
+        torch.distributed.is_available() and torch.distributed.is_initialized()
+    ):
+        return None
+    if torch.distributed.get_world_size() == 1:
+        return None
+    return torch.distributed.get_rank()
+
+
+def _rank_seed(seed, rank):
+    """An integer seed for `rank` from `seed`'s next state.
+
+    Keras's torch backend reads every seed on the host to seed a
+    `torch.Generator`; reading it here costs one more such read per draw,
+    under `torch.distributed` only. `SeedSequence` mixes the three numbers,
+    where a sum would give one rank the seeds of another.
+    """
+    if isinstance(seed, random.SeedGenerator):
+        first, second = (int(v) for v in ops.convert_to_numpy(seed.next()))
+    else:
+        first, second = seed, 0
+    entropy = [first & 0xFFFFFFFF, second & 0xFFFFFFFF, rank]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def given_or_uniform_noise(noise, shape, seed=None):
