@@ -96,23 +96,25 @@ class Engine:
     def local_data(self, data, batch_size):
         """This process's part of `data` and of the global batch.
 
-        On JAX every batch is split evenly between the devices: the batch
-        size must be a multiple of their number, and the data loses its
-        last few rows (fewer than the devices of a process) when its
-        length is not one.
+        Every batch, the last one included, must split evenly between the
+        replicas: JAX shards it in equal parts, and Keras's TensorFlow
+        trainer fails on a first batch that does not split evenly. So the
+        batch size must be a multiple of the replicas, and the data loses
+        its last few rows (fewer than the replicas) when its length is
+        not one.
         """
-        if not self.feeds_local_data:
-            return data, batch_size
         if batch_size % self.num_replicas:
             raise ValueError(
                 "Invalid value received for argument `batch_size`. Expected "
-                f"a multiple of the {self.num_replicas} devices. Received: "
+                f"a multiple of the {self.num_replicas} replicas. Received: "
                 f"batch_size={batch_size}"
             )
-        local = data[self.process_index :: self.process_count]
-        local_devices = self.num_replicas // self.process_count
-        local = local[: len(local) - len(local) % local_devices]
-        return local, batch_size // self.process_count
+        replicas = self.num_replicas
+        if self.feeds_local_data:
+            data = data[self.process_index :: self.process_count]
+            batch_size //= self.process_count
+            replicas //= self.process_count
+        return data[: len(data) - len(data) % replicas], batch_size
 
     def output_dir(self, base):
         """Where this process writes: `base` on the chief, a folder of its
