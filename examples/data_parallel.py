@@ -12,7 +12,7 @@ picks the data-parallel engine of the Keras backend, on one host or several.
 - TensorFlow: a `tf.distribute` strategy, whose scope must hold the model's
   construction and `compile`: `TPUStrategy` with `--tpu`,
   `MultiWorkerMirroredStrategy` when `TF_CONFIG` describes a cluster, and
-  `MirroredStrategy` over the local GPUs otherwise.
+  `MirroredStrategy` over the local GPUs (or logical CPUs) otherwise.
 - torch: Keras has no data-parallel distribution for it; `choose_engine`
   raises an error that names what to use instead.
 
@@ -202,7 +202,13 @@ def _tensorflow_strategy(tpu):
     elif "TF_CONFIG" in os.environ:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
-        strategy = tf.distribute.MirroredStrategy()
+        # The GPUs, or else every logical CPU: one, unless the process
+        # split its CPU in several (as the tests do).
+        devices = tf.config.list_logical_devices("GPU")
+        devices = devices or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy(
+            [device.name for device in devices]
+        )
     process_index, process_count = 0, 1
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         process_index, process_count = _worker_of_cluster(strategy)

@@ -27,6 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_latent  # noqa: E402
+from tests import example_modules  # noqa: E402
 
 NUM_VARIABLES = 8
 NUM_CATEGORIES = 4
@@ -42,15 +43,9 @@ TEMPERATURE = keras_latent.schedules.ExponentialDecay(
 )
 
 
-def data_parallel_scope():
-    """The engine's scope around building, compiling and training."""
-    if BACKEND == "tensorflow":
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        return strategy.scope()
-    import jax
-
-    distribution = keras.distribution.DataParallel(devices=jax.devices())
-    return distribution.scope()
+def data_parallel_engine():
+    """The engine of the examples' `--distribute`, over the 2 devices."""
+    return example_modules.load("data_parallel").choose_engine(True)
 
 
 def build_model():
@@ -161,7 +156,8 @@ def main():
             verbose=0,
         ).history
 
-    with data_parallel_scope():
+    engine = data_parallel_engine()
+    with engine.scope():
         model = build_model()
         model.set_weights(initial_weights)
         history = {}
@@ -186,6 +182,7 @@ def main():
         )
 
     results.update(
+        engine=engine.name,
         logged_first_step_kl=history["first_step"]["latent_kl"][0],
         single_first_step_loss=single_history["first_step"]["loss"][0],
         data_parallel_first_step_loss=history["first_step"]["loss"][0],
