@@ -26,6 +26,9 @@ Run it with the backend of your choice (`--help` lists the options):
     KERAS_BACKEND=jax python examples/categorical_vae.py --epochs 10 \\
         --dataset fashion_mnist --output-dir outputs/vae
 
+`--distribute` trains data-parallel on every device (see
+`examples/data_parallel.py` and the README's "Data-parallel training").
+
 It writes `metrics.json`, `reconstructions.png`, `samples.png` and
 `model.keras` to the output directory.
 """
@@ -37,6 +40,7 @@ import os
 import sys
 import time
 
+import data_parallel
 import image_datasets
 import keras
 import numpy as np
@@ -165,7 +169,9 @@ class ReinforceLooVAE(keras_latent.models.LatentFunctional):
             log_probs, keras.ops.reshape(losses, (self.num_samples, -1))
         )
         keras_latent.models.update_kl_metrics(self)
-        return keras.ops.mean(surrogate) + sum(self.losses)
+        return data_parallel.replica_share(
+            keras.ops.mean(surrogate) + sum(self.losses)
+        )
 
 
 """
@@ -421,6 +427,7 @@ def parse_arguments(argv):
         help="Keras's verbosity: 0 silent, 1 a progress bar, 2 one line per "
         "epoch",
     )
+    data_parallel.add_arguments(parser)
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "eval_samples"):
         if getattr(args, name) < 1:
@@ -460,42 +467,52 @@ def main(argv=None):
     except image_datasets.DatasetUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    try:
+        engine = data_parallel.choose_engine(args.distribute, args.tpu)
+        train_images, batch_size = engine.local_data(x_train, args.batch_size)
+        validation_images, _ = engine.local_data(x_test, args.batch_size)
+    except (data_parallel.EngineUnavailableError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.output_dir = engine.output_dir(args.output_dir)
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     num_variables, num_categories = args.latent
     print(
         f"Categorical VAE on {args.dataset} ({len(x_train)} training and "
         f"{len(x_test)} test images), latent {num_variables}x{num_categories}, "
-        f"estimator {args.estimator}, backend {keras.backend.backend()}"
+        f"estimator {args.estimator}, backend {keras.backend.backend()}, "
+        f"{engine.name}"
     )
 
     total_steps = args.epochs * math.ceil(len(x_train) / args.batch_size)
     schedule = temperature_schedule(
         total_steps, args.initial_temperature, args.minimum_temperature
     )
-    model = build_model(
-        x_train.shape[-1],
-        num_variables,
-        num_categories,
-        schedule,
-        args.estimator,
-        args.num_samples,
-        args.seed,
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras_latent.losses.SummedBinaryCrossentropy(from_logits=True),
-    )
-    recorder = EpochRecorder()
-    model.fit(
-        x_train,
-        x_train,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        validation_data=(x_test, x_test),
-        callbacks=[recorder],
-        verbose=args.verbose,
-    )
+    with engine.scope():
+        model = build_model(
+            x_train.shape[-1],
+            num_variables,
+            num_categories,
+            schedule,
+            args.estimator,
+            args.num_samples,
+            args.seed,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras_latent.losses.SummedBinaryCrossentropy(from_logits=True),
+        )
+        recorder = EpochRecorder()
+        model.fit(
+            train_images,
+            train_images,
+            batch_size=batch_size,
+            epochs=args.epochs,
+            validation_data=(validation_images, validation_images),
+            callbacks=[recorder],
+            verbose=args.verbose,
+        )
 
     model_path = os.path.join(args.output_dir, "model.keras")
     model.save(model_path)
@@ -536,6 +553,7 @@ def main(argv=None):
     metrics = {
         "dataset": args.dataset,
         "backend": keras.backend.backend(),
+        "engine": engine.name,
         "keras_latent_version": keras_latent.__version__,
         "epochs": args.epochs,
         "latent": f"{num_variables}x{num_categories}",

@@ -123,15 +123,20 @@ class RelaxedLayer(keras.layers.Layer):
         raise AttributeError(FIXED_AT_CONSTRUCTION.format(name="temperature"))
 
     def build(self, input_shape):
-        # Each replica counts its own calls, all alike: the first one's
-        # count is the count, as for `optimizer.iterations`.
+        # Each replica counts its own calls, all alike, as the replicas of
+        # a `keras.random.SeedGenerator` advance its state. Another
+        # aggregation would make `tf.distribute` synchronize the replicas
+        # (a `merge_call`) inside the call, between `add_loss` and Keras's
+        # `compute_loss`: the replicas share the layer's list of losses,
+        # and every replica would then train on, and log, the KL of the
+        # last one.
         self.iterations = self.add_weight(
             shape=(),
             initializer="zeros",
             trainable=False,
             name="iterations",
             dtype="int",
-            aggregation="only_first_replica",
+            aggregation="none",
         )
 
     def current_step(self):

@@ -1,5 +1,20 @@
-"""Seeded uniform noise on the open interval (0, 1), drawn in float32."""
+"""Seeded uniform noise on the open interval (0, 1), drawn in float32.
 
+Every random draw of keras-latent goes through `uniform_noise`. In
+data-parallel training every replica holds its own copy of a
+`keras.random.SeedGenerator`'s state, all equal (the same seed, and
+PyTorch's `DistributedDataParallel` even copies rank 0's state to every
+rank), so every replica would draw the same noise for its shard of the
+batch. `uniform_noise` therefore folds the replica's index into the seed:
+under a `tf.distribute` strategy with several replicas, and on the torch
+backend in a `torch.distributed` group of several processes. A fixed seed
+stays reproducible: the fold is a pure function of the seed and the
+index. Elsewhere the draw is `keras.random.uniform`'s.
+`keras.distribution.DataParallel` on JAX needs no fold: its train step
+draws the noise of the whole global batch, which is then sharded.
+"""
+
+import keras
 import numpy as np
 from keras import ops
 from keras import random
@@ -25,10 +40,87 @@ def uniform_noise(shape, seed=None):
     Returns:
         A float32 tensor with values in [tiny, 1 - 2**-24].
     """
-    u = random.uniform(
-        shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
-    )
+    replica_context = _tensorflow_replica_context()
+    if seed is not None and replica_context is not None:
+        u = _replica_uniform(shape, seed, replica_context)
+    else:
+        rank = _torch_distributed_rank()
+        if seed is not None and rank is not None:
+            seed = _rank_seed(seed, rank)
+        u = random.uniform(
+            shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
+        )
     return ops.clip(u, TINY, ONE_MINUS_EPSILON)
+
+
+def _tensorflow_replica_context():
+    """The `tf.distribute` replica context of a step run on several
+    replicas, or None (other backends, one replica, cross-replica code)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def _replica_uniform(shape, seed, replica_context):
+    """`keras.random.uniform` on [TINY, 1) with the replica's index folded
+    into the seed, so that the replicas of one step draw independent noise.
+
+    `replica_id_in_sync_group` is the global index (across the workers of
+    a `MultiWorkerMirroredStrategy` too), and a graph constant: the fold
+    costs no host round trip.
+    """
+    import tensorflow as tf
+
+    if isinstance(seed, random.SeedGenerator):
+        seed = seed.next()
+    else:
+        seed = tf.constant([seed, 0], dtype="int64")
+    # `tf.random.stateless_*` take int32 seeds under XLA; Keras reduces
+    # its int64 seed state the same way before every draw.
+    seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), "int32")
+    seed = tf.random.experimental.stateless_fold_in(
+        seed, replica_context.replica_id_in_sync_group
+    )
+    return tf.random.stateless_uniform(
+        shape, seed=seed, minval=TINY, maxval=1.0, dtype="float32"
+    )
+
+
+def _torch_distributed_rank():
+    """This process's rank in a `torch.distributed` group of several
+    processes, or None (other backends, no group, one process)."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch.distributed
+
+    if not (
+        torch.distributed.is_available() and torch.distributed.is_initialized()
+    ):
+        return None
+    if torch.distributed.get_world_size() == 1:
+        return None
+    return torch.distributed.get_rank()
+
+
+def _rank_seed(seed, rank):
+    """An integer seed for `rank` from `seed`'s next state.
+
+    Keras's torch backend reads every seed on the host to seed a
+    `torch.Generator`; reading it here costs one more such read per draw,
+    under `torch.distributed` only. `SeedSequence` mixes the three numbers,
+    where a sum would give one rank the seeds of another.
+    """
+    if isinstance(seed, random.SeedGenerator):
+        first, second = (int(v) for v in ops.convert_to_numpy(seed.next()))
+    else:
+        first, second = seed, 0
+    entropy = [first & 0xFFFFFFFF, second & 0xFFFFFFFF, rank]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def given_or_uniform_noise(noise, shape, seed=None):
