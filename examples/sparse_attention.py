@@ -88,14 +88,26 @@ MODEL_DIM = 32
 NUM_HEADS = 2
 KEY_DIM = 16
 LEARNING_RATE = 1e-2
+# Unit-scale embeddings, as in transformers, give scores of order 1 from the
+# start; Keras's default (uniform in +-0.05) gives near-equal scores, which
+# every normalizer maps to near-uniform weights.
+EMBEDDING_STDDEV = 1.0
+
+
+def unit_normal():
+    return keras.initializers.RandomNormal(stddev=EMBEDDING_STDDEV)
 
 
 def build_model(variant, num_pairs, num_keys, num_values):
     keys = keras.Input((num_pairs,), dtype="int32", name="keys")
     values = keras.Input((num_pairs,), dtype="int32", name="values")
     query = keras.Input((1,), dtype="int32", name="query")
-    key_embedding = keras.layers.Embedding(num_keys, MODEL_DIM, name="key")
-    value_embedding = keras.layers.Embedding(num_values, MODEL_DIM)
+    key_embedding = keras.layers.Embedding(
+        num_keys, MODEL_DIM, embeddings_initializer=unit_normal(), name="key"
+    )
+    value_embedding = keras.layers.Embedding(
+        num_values, MODEL_DIM, embeddings_initializer=unit_normal()
+    )
     pairs = keras.layers.Add()([key_embedding(keys), value_embedding(values)])
     attention = keras_latent.layers.SparseMultiHeadAttention(
         NUM_HEADS, KEY_DIM, **VARIANTS[variant], name="attention"
