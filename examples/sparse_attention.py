@@ -155,12 +155,17 @@ every pair.
 """
 
 
-def evaluate(model, inputs, targets, positions):
+def logits_and_weights(model, inputs):
+    """The logits and the weights, `(batch, heads, num_pairs)`, in NumPy."""
     # A direct call rather than `predict`, which would trace a new function
     # for every model.
     outputs = model(inputs, training=False)
     logits = keras.ops.convert_to_numpy(outputs["value_logits"])
-    weights = keras.ops.convert_to_numpy(outputs["attention_weights"])[:, :, 0]
+    weights = keras.ops.convert_to_numpy(outputs["attention_weights"])
+    return logits, weights[:, :, 0]
+
+
+def evaluate(logits, weights, targets, positions):
     rows = np.arange(len(targets))
     return {
         "accuracy": float(np.mean(np.argmax(logits, -1) == targets)),
@@ -207,30 +212,29 @@ queried pair circled.
 """
 
 
-def plot_attention(path, models, inputs, positions, num_queries=12):
+def plot_attention(path, weights, positions, num_queries=12):
+    """`weights`: `{variant: (batch, heads, num_pairs) weights}`."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    first = {name: array[:num_queries] for name, array in inputs.items()}
     figure, axes = pyplot.subplots(
         1,
-        len(models),
-        figsize=(3 * len(models), 3.2),
+        len(weights),
+        figsize=(3 * len(weights), 3.2),
         squeeze=False,
         layout="constrained",
     )
-    for axis, (variant, model) in zip(axes[0], models.items(), strict=True):
-        weights = model(first, training=False)["attention_weights"]
-        weights = np.mean(keras.ops.convert_to_numpy(weights)[:, :, 0], 1)
+    for axis, (variant, rows) in zip(axes[0], weights.items(), strict=True):
+        rows = np.mean(rows[:num_queries], axis=1)
         # Masked entries are not drawn: the exact zeros stay white.
         image = axis.imshow(
-            np.ma.masked_equal(weights, 0.0), cmap="viridis", vmin=0, vmax=1
+            np.ma.masked_equal(rows, 0.0), cmap="viridis", vmin=0, vmax=1
         )
         axis.scatter(
             positions[:num_queries],
-            np.arange(len(weights)),
+            np.arange(len(rows)),
             s=60,
             facecolors="none",
             edgecolors="red",
@@ -256,18 +260,16 @@ weights.
 """
 
 
-def save_and_reload(model, inputs, path):
-    """Returns the largest difference of an output after reloading."""
+def save_and_reload(model, inputs, outputs, path):
+    """Returns the largest difference between `outputs`, the model's
+    `logits_and_weights`, and those of the model saved and reloaded."""
     model.save(path)
     reloaded = keras.saving.load_model(path)
-    before, after = model(inputs), reloaded(inputs)
     return max(
-        float(
-            np.max(
-                np.abs(keras.ops.convert_to_numpy(before[name] - after[name]))
-            )
+        float(np.max(np.abs(before - after)))
+        for before, after in zip(
+            outputs, logits_and_weights(reloaded, inputs), strict=True
         )
-        for name in before
     )
 
 
@@ -328,24 +330,27 @@ def main(argv=None):
     )
     test_inputs, test_targets, test_positions = data[1]
     os.makedirs(args.output_dir, exist_ok=True)
-    results, first_models = {}, {}
+    saved_variant = args.variants[-1]
+    results, first_weights = {}, {}
     for variant in args.variants:
         results[variant] = []
         for seed in args.seeds:
             model = train_variant(variant, data, args, seed)
-            figures = evaluate(model, *data[1])
+            logits, weights = logits_and_weights(model, test_inputs)
+            figures = evaluate(logits, weights, test_targets, test_positions)
             results[variant].append({"seed": seed, **figures})
-            first_models.setdefault(variant, model)
-    saved_variant = args.variants[-1]
-    difference = save_and_reload(
-        first_models[saved_variant],
-        test_inputs,
-        os.path.join(args.output_dir, "model.keras"),
-    )
+            if seed == args.seeds[0]:
+                first_weights[variant] = weights
+                if variant == saved_variant:
+                    difference = save_and_reload(
+                        model,
+                        test_inputs,
+                        (logits, weights),
+                        os.path.join(args.output_dir, "model.keras"),
+                    )
     plot_attention(
         os.path.join(args.output_dir, "attention.png"),
-        first_models,
-        test_inputs,
+        first_weights,
         test_positions,
     )
     chance = 1.0 / args.num_values
