@@ -70,11 +70,12 @@ def associative_recall(num_examples, num_pairs, num_keys, num_values, rng):
 ## The model
 
 A pair is the sum of its key's and its value's embeddings; the query is
-its key's embedding (the same table). One attention layer reads the pairs
+its key's embedding (the same table). One attention head reads the pairs
 from the query, and a dense layer turns the read into logits over the
-values. Only the normalizer changes between variants; the model also
-outputs the attention weights, `(batch, heads, 1, num_pairs)`, which the
-loss ignores. The larger entmax's `alpha`, the sparser the weights: 1 is
+values; one head keeps the weights readable, a row per query. Only the
+normalizer changes between variants; the model also outputs the
+attention weights, `(batch, heads, 1, num_pairs)`, which the loss
+ignores. The larger entmax's `alpha`, the sparser the weights: 1 is
 softmax, 1.5 `"entmax15"`, 2 `"sparsemax"`.
 """
 
@@ -85,7 +86,7 @@ VARIANTS = {
     "sparsemax": {"normalizer": "sparsemax"},
 }
 MODEL_DIM = 32
-NUM_HEADS = 2
+NUM_HEADS = 1
 KEY_DIM = 16
 LEARNING_RATE = 1e-2
 # Unit-scale embeddings, as in transformers, give scores of order 1 from the
@@ -146,12 +147,12 @@ def train_variant(variant, data, args, seed):
 """
 ## Measuring accuracy and sparsity
 
-On the test split, per query row of each head: the fraction of weights
-that are exactly 0, the support size (the keys with a weight above 0), and
-the weight on the queried pair. Averaged over the heads, the weights find
-the pair when their largest entry is at its position. Softmax's weights
-underflow to 0 only for a key about 100 nats behind, so its support is
-every pair.
+On the test split, per query and head: the fraction of weights that are
+exactly 0, the support size (the pairs with a weight above 0), and the
+weight on the queried pair. The weights, averaged over the heads if
+there are several, find the pair when their largest entry is at its
+position. Softmax's weights underflow to 0 only for a key about 100 nats
+behind, so its support is every pair.
 """
 
 
@@ -206,9 +207,9 @@ def results_table(results, chance):
 """
 ## Looking at the weights
 
-One panel per normalizer: the head-averaged weights of a few test queries
-(rows) over the pairs (columns), with exact zeros left white and the
-queried pair circled.
+One panel per normalizer: the weights of a few test queries (rows) over
+the pairs (columns), averaged over the heads if there are several, with
+exact zeros left white and the queried pair circled.
 """
 
 
@@ -244,8 +245,7 @@ def plot_attention(path, weights, positions, num_queries=12):
     axes[0, 0].set_ylabel("test query")
     figure.colorbar(image, ax=list(axes[0]), fraction=0.02)
     figure.suptitle(
-        "Attention weights (mean over heads); white: exactly 0; "
-        "circle: the queried pair"
+        "Attention weights; white: exactly 0; circle: the queried pair"
     )
     figure.savefig(path, dpi=100, bbox_inches="tight")
     pyplot.close(figure)
@@ -308,10 +308,8 @@ def parse_arguments(argv):
         "--output-dir", default="outputs/sparse_attention", help="its files"
     )
     args = parser.parse_args(argv)
-    for name in ("num_pairs", "num_values", "train_size", "test_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("epochs", "batch_size"):
+    sizes = ("num_pairs", "num_values", "train_size", "test_size", "epochs")
+    for name in (*sizes, "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.num_keys < args.num_pairs:
