@@ -383,10 +383,16 @@ def main(argv=None):
 """
 ## What to look for
 
-Every normalizer learns the task well above chance. The sparse ones give
-most keys a weight of exactly 0 and read one or two pairs per head, and
-the larger `alpha`, the smaller the support; softmax spreads some weight
-over all the pairs.
+In the README's run (16 pairs, 8 values, seeds 0-2), every normalizer
+learns the task far above the chance of 0.125. Softmax answers as well
+as any but spreads 4% of each query's weight over the 15 other pairs;
+1.5-entmax and sparsemax read one pair per query (support 1.06 and 1.12
+of 16), 1.25-entmax one or two. Sparsemax is the least reliable to
+train: one seed of three stopped at 0.70, its queries stuck on a wrong
+pair. A pair outside a query's support gets a weight of 0 and no
+gradient, and before training sparsemax's support is about 2 pairs of 16
+(1.5-entmax's about 4, 1.25-entmax's 9 to 11), and usually leaves the
+queried pair out.
 """
 
 if __name__ == "__main__":
