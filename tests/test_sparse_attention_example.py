@@ -14,6 +14,10 @@ from tests.arrays import to_numpy
 
 NUM_PAIRS = 6
 NUM_VALUES = 4
+NUM_KEYS = 12
+TRAIN_SIZE = 128
+TEST_SIZE = 64
+DATA_SEED = 3
 SHORT_RUN = [
     "--variants",
     "softmax",
@@ -21,21 +25,21 @@ SHORT_RUN = [
     "--num-pairs",
     str(NUM_PAIRS),
     "--num-keys",
-    "12",
+    str(NUM_KEYS),
     "--num-values",
     str(NUM_VALUES),
     "--train-size",
-    "256",
+    str(TRAIN_SIZE),
     "--test-size",
-    "64",
+    str(TEST_SIZE),
     "--epochs",
-    "3",
+    "1",
     "--batch-size",
     "32",
     "--seeds",
     "0",
     "--data-seed",
-    "3",
+    str(DATA_SEED),
 ]
 
 
@@ -55,10 +59,10 @@ def short_run(tmp_path_factory):
 def short_run_test_split():
     """The test split of the short run, drawn as the example draws it."""
     example = example_modules.load("sparse_attention")
-    rng = np.random.default_rng(3)
-    sizes = (NUM_PAIRS, 12, NUM_VALUES)
-    example.associative_recall(256, *sizes, rng)
-    return example.associative_recall(64, *sizes, rng)
+    rng = np.random.default_rng(DATA_SEED)
+    sizes = (NUM_PAIRS, NUM_KEYS, NUM_VALUES)
+    example.associative_recall(TRAIN_SIZE, *sizes, rng)
+    return example.associative_recall(TEST_SIZE, *sizes, rng)
 
 
 def test_examples_pair_distinct_keys_and_ask_for_one_of_them():
