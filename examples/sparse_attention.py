@@ -96,10 +96,14 @@ EMBEDDING_STDDEV = 1.0
 
 
 def unit_normal():
+    """A new initializer per layer: an unseeded Keras initializer draws its
+    seed once, when made, and would repeat its values in every layer."""
     return keras.initializers.RandomNormal(stddev=EMBEDDING_STDDEV)
 
 
 def build_model(variant, num_pairs, num_keys, num_values):
+    """The recall model with `variant`'s normalizer; its outputs are the
+    value logits and the attention weights."""
     keys = keras.Input((num_pairs,), dtype="int32", name="keys")
     values = keras.Input((num_pairs,), dtype="int32", name="values")
     query = keras.Input((1,), dtype="int32", name="query")
@@ -374,7 +378,8 @@ def main(argv=None):
         f"{metrics['seconds']:.0f} s. Wrote {args.output_dir}/"
         "{results.json, results.md, attention.png, model.keras}"
     )
-    if difference > 1e-5:
+    # `not <=` so that a NaN difference fails too.
+    if not difference <= 1e-5:
         print(f"error: the reloaded model differs by {difference:.3g}")
         return 1
     return 0
