@@ -585,7 +585,12 @@ def check_training(*cases):
         befores.append(before)
     prediction = heads[0] if len(heads) == 1 else keras.layers.Add()(heads)
     model = keras.Model(inputs, prediction)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    # XLA on the backends that have it: nothing in the layers may keep
+    # the training step from compiling (a TPU needs it).
+    xla = keras.backend.backend() in ("tensorflow", "jax")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=xla
+    )
     (batch_size,) = batch_sizes
     targets = np.random.default_rng(4).normal(size=(batch_size, 1))
     kernels_before = [ops.convert_to_numpy(dense.kernel) for dense in befores]
@@ -600,6 +605,7 @@ def check_training(*cases):
         verbose=0,
     )
     assert np.isfinite(history.history["loss"][0])
+    assert model.jit_compile == xla
     for weight in model.weights:
         if keras.backend.is_float_dtype(weight.dtype):
             values = ops.convert_to_numpy(weight)
