@@ -282,8 +282,8 @@ def parse_arguments(argv):
     parser.add_argument(
         "--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS
     )
-    parser.add_argument("--repeats", type=int, default=15, help="rounds")
-    parser.add_argument("--calls", type=int, default=3, help="calls per round")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds")
+    parser.add_argument("--calls", type=int, default=1, help="calls per round")
     parser.add_argument(
         "--output-dir", default="outputs/subset_relaxation_cost"
     )

@@ -78,13 +78,15 @@ def build_full_classifier(num_pixels, num_classes):
     return keras.Model(images, approximator(images, num_classes))
 
 
-def build_explainer(num_pixels, num_classes, patch_size, k, args, random=False):
+def build_explainer(
+    num_pixels, num_classes, patch_size, k, args, random_selection=False
+):
     """Selector, `SubsetSampler` (layer `subset`), pixel mask (layer
     `pixel_mask`) and approximator, from flat images to class logits."""
     side = int(round(num_pixels**0.5))
     grid = side // patch_size
     images = keras.Input((num_pixels,), name="images")
-    if random:
+    if random_selection:
         logits = keras.layers.Dense(
             grid * grid, kernel_initializer="zeros", trainable=False
         )(images)
@@ -94,8 +96,8 @@ def build_explainer(num_pixels, num_classes, patch_size, k, args, random=False):
     patch_mask = keras_latent.layers.SubsetSampler(
         k,
         temperature=args.temperature,
-        estimator="straight_through" if random else args.estimator,
-        eval_mode="sample" if random else "mode",
+        estimator="straight_through" if random_selection else args.estimator,
+        eval_mode="sample" if random_selection else "mode",
         seed=args.seed,
         name="subset",
     )(logits)
@@ -119,8 +121,8 @@ more than `k` patches, and more so as `k` grows; at test it sees the exact
 k-hot mask, which it never saw in training. With `"straight_through"`
 (the default here) the training mask is the exact k-hot sample, and only
 the gradient to the selector is the relaxation's. On Fashion-MNIST the
-relaxed estimator loses accuracy as `k` grows (see the README), the
-straight-through one does not.
+relaxed estimator loses accuracy as `k` grows, the straight-through one
+does not (see the end of this tutorial).
 """
 
 
@@ -225,16 +227,21 @@ def run_sweep(data, args):
     saved_k = args.ks[len(args.ks) // 2]
     for k in args.ks:
         row = {"k": k, "pixels": k * args.patch_size**2}
-        for random in (False, True):
+        for random_selection in (False, True):
             keras.utils.set_random_seed(args.seed)
             model = build_explainer(
-                num_pixels, num_classes, args.patch_size, k, args, random
+                num_pixels,
+                num_classes,
+                args.patch_size,
+                k,
+                args,
+                random_selection,
             )
             train(model, x_train, targets, args)
             figures = evaluate(model, x_test, y_test, full_predictions)
-            prefix = "random_" if random else ""
+            prefix = "random_" if random_selection else ""
             row.update({prefix + name: v for name, v in figures.items()})
-            if not random:
+            if not random_selection:
                 row["selection_frequency"] = np.mean(
                     pixel_masks(model, x_test), axis=0
                 ).tolist()
@@ -401,6 +408,19 @@ def markdown_table(summary):
         )
     return "\n".join(lines) + "\n"
 
+
+"""
+## What to look for
+
+On Fashion-MNIST (the defaults, JAX), the classifier on all pixels reaches
+0.839 test accuracy. L2X keeps 0.694 with 16 pixels (k = 4) and 0.774 with
+64 (k = 16), where the same number of random pixels gives 0.329 and 0.584;
+the gap closes as `k` grows (0.795 against 0.744 at k = 64). The top row
+of `selection.png` shows that the selector returns to a few places, the
+rows below that it still picks per image. With `--estimator relaxed` the
+accuracy falls as `k` grows instead (0.709, 0.450, 0.397 at k = 4, 16,
+64): the soft training masks are not the hard ones the test uses.
+"""
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -97,7 +97,7 @@ def test_random_baseline_draws_k_patches_uniformly(example, digits):
     """
     args = example.parse_arguments(["--seed", "3"])[1]
     args.temperature, k = 0.5, 8
-    model = example.build_explainer(64, 10, 1, k, args, random=True)
+    model = example.build_explainer(64, 10, 1, k, args, random_selection=True)
     _, (x_test, _) = digits
     masks = example.pixel_masks(model, x_test)
     np.testing.assert_array_equal(np.sum(masks, axis=-1), k)
