@@ -95,8 +95,7 @@ def test_random_baseline_draws_k_patches_uniformly(example, digits):
     (slightly fewer: draws within an image are without replacement), and
     exceeds 110 with probability below 1e-4.
     """
-    args = example.parse_arguments(["--seed", "3"])[1]
-    args.temperature, k = 0.5, 8
+    args, k = example.parse_arguments(["--seed", "3"])[1], 8
     model = example.build_explainer(64, 10, 1, k, args, random_selection=True)
     _, (x_test, _) = digits
     masks = example.pixel_masks(model, x_test)
@@ -104,3 +103,23 @@ def test_random_baseline_draws_k_patches_uniformly(example, digits):
     counts = np.sum(masks, axis=0)
     expected = len(x_test) * k / 64
     assert np.sum((counts - expected) ** 2 / expected) < 110
+
+
+def test_without_fashion_mnist_the_default_falls_back_to_the_digits(
+    example, monkeypatch
+):
+    def unavailable():
+        raise example.image_datasets.DatasetUnavailableError("not here")
+
+    monkeypatch.setattr(
+        example.image_datasets, "_load_fashion_mnist", unavailable
+    )
+    parser, args = example.parse_arguments(["--train-images", "100"])
+    (x_train, _), (x_test, _) = example.load_data(parser, args)
+    assert args.dataset == "digits" and args.patch_size == 1
+    assert x_train.shape == (100, 64) and x_test.shape == (297, 64)
+    assert max(args.ks) < 64
+    parser, args = example.parse_arguments(["--dataset", "fashion_mnist"])
+    with pytest.raises(SystemExit) as exit_info:
+        example.load_data(parser, args)
+    assert exit_info.value.code == 2
