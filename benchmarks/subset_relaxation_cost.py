@@ -20,7 +20,8 @@ respect to the logits; `gumbel_top_k` has no gradient, so it has no
 backward figure. Every backend runs on one thread, and the time is the
 process's CPU time (`time.process_time`), so that other jobs on the
 machine inflate it less than wall time. The functions alternate within
-each round; a figure is the median over rounds of the milliseconds per
+each round, each called as many times as take about `--min-ms` of CPU
+time (20 ms); a figure is the median over rounds of the milliseconds per
 call, and a ratio the median over rounds of the per-round ratio to
 `gumbel_softmax` at the same shape.
 
@@ -30,6 +31,7 @@ to replace them unless `--overwrite`.
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import statistics
@@ -173,7 +175,16 @@ def timed_functions(backend, cases):
     return functions
 
 
-def run_worker(backend, cases, repeats, calls):
+def calls_per_round(function, logits, min_ms):
+    """Enough calls of `function` to take about `min_ms` of CPU time, so
+    that the clock's resolution and one-off stalls weigh little."""
+    start = time.process_time()
+    function(logits)
+    once_ms = 1000 * (time.process_time() - start)
+    return max(1, math.ceil(min_ms / max(once_ms, 1e-3)))
+
+
+def run_worker(backend, cases, repeats, min_ms):
     """Milliseconds per call of each function, one list entry per round."""
     if backend == "torch":
         import torch
@@ -182,18 +193,29 @@ def run_worker(backend, cases, repeats, calls):
     import keras
 
     functions = timed_functions(backend, cases)
+    calls = {
+        key: calls_per_round(function, logits, min_ms)
+        for key, (function, logits) in functions.items()
+    }
     times = {key: [] for key in functions}
     for _ in range(repeats):
         for key, (function, logits) in functions.items():
             start = time.process_time()
-            for _ in range(calls):
+            for _ in range(calls[key]):
                 function(logits)
-            times[key].append(1000 * (time.process_time() - start) / calls)
+            elapsed = time.process_time() - start
+            times[key].append(1000 * elapsed / calls[key])
     return {
         "backend": backend,
         "keras_version": keras.__version__,
         "rows": [
-            {"case": list(case), "op": op, "mode": mode, "ms": values}
+            {
+                "case": list(case),
+                "op": op,
+                "mode": mode,
+                "calls_per_round": calls[case, op, mode],
+                "ms": values,
+            }
             for (case, op, mode), values in times.items()
         ],
     }
@@ -254,7 +276,7 @@ def run_backend(backend, args, output_json):
     """Runs this script as a worker under `backend`, one thread."""
     command = [sys.executable, __file__, "--worker", backend]
     command += ["--worker-output", str(output_json)]
-    command += ["--repeats", str(args.repeats), "--calls", str(args.calls)]
+    command += ["--repeats", str(args.repeats), "--min-ms", str(args.min_ms)]
     command += ["--cases", *(f"{b}x{c}:{k}" for b, c, k in args.cases)]
     environment = {
         **os.environ,
@@ -282,8 +304,13 @@ def parse_arguments(argv):
     parser.add_argument(
         "--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS
     )
-    parser.add_argument("--repeats", type=int, default=5, help="rounds")
-    parser.add_argument("--calls", type=int, default=1, help="calls per round")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds")
+    parser.add_argument(
+        "--min-ms",
+        type=float,
+        default=20.0,
+        help="CPU milliseconds of each function per round (at least 1 call)",
+    )
     parser.add_argument(
         "--output-dir", default="outputs/subset_relaxation_cost"
     )
@@ -295,15 +322,15 @@ def parse_arguments(argv):
         parse_case(case) if isinstance(case, str) else case
         for case in args.cases
     ]
-    if args.repeats < 1 or args.calls < 1:
-        parser.error("--repeats and --calls must be at least 1")
+    if args.repeats < 1 or args.min_ms < 0:
+        parser.error("--repeats must be at least 1 and --min-ms at least 0")
     return parser, args
 
 
 def main(argv=None):
     parser, args = parse_arguments(argv)
     if args.worker:
-        result = run_worker(args.worker, args.cases, args.repeats, args.calls)
+        result = run_worker(args.worker, args.cases, args.repeats, args.min_ms)
         with open(args.worker_output, "w") as file:
             json.dump(result, file)
         return 0
@@ -322,7 +349,7 @@ def main(argv=None):
         "config": {
             "cases": args.cases,
             "repeats": args.repeats,
-            "calls": args.calls,
+            "min_ms": args.min_ms,
             "temperature": TEMPERATURE,
             "date": time.strftime("%Y-%m-%d"),
         },
