@@ -4,8 +4,8 @@ Author: keras-latent contributors
 Date created: 2026/11/30
 Last modified: 2026/11/30
 Description: L2X (Chen et al. 2018) on Fashion-MNIST: a selector network
-picks k patches of each image, a classifier sees only those, and both learn
-through a relaxed sample of the k-subset.
+picks k patches of each image, a classifier sees only those, and the
+selector learns through a relaxation of the k-subset sample.
 
 A classifier that sees all 784 pixels of an image is accurate but says
 nothing about which pixels its answer rests on. Learning to explain (L2X,
@@ -14,9 +14,9 @@ of networks: a selector that gives each feature of an image a logit, and an
 approximator that sees only the `k` selected features and must predict what
 the full classifier predicts. The selection is a discrete k-subset;
 `keras_latent.layers.SubsetSampler` draws it from `softmax(logits)` without
-replacement in training, as the relaxed k-hot vector of Xie and Ermon
-(2019) through which the gradient reaches the selector, and returns the
-exact k-hot of the `k` largest logits at inference. The explanation of an
+replacement in training, and the gradient reaches the selector through the
+relaxed k-hot vector of Xie and Ermon (2019); at inference it returns the
+exact k-hot of the `k` largest logits. The explanation of an
 image is then its `k` selected features.
 
 The features here are patches of `--patch-size` x `--patch-size` pixels (2
@@ -314,8 +314,10 @@ def load_data(parser, args):
         args.dataset = "digits"
         data = image_datasets.load_images("digits", binarize=False)
     patch_size, ks = DEFAULTS[args.dataset]
-    args.patch_size = args.patch_size or patch_size
-    args.ks = args.ks or ks
+    if args.patch_size is None:
+        args.patch_size = patch_size
+    if args.ks is None:
+        args.ks = ks
     (x_train, y_train), test = data
     side = int(round(x_train.shape[-1] ** 0.5))
     if args.patch_size < 1 or side % args.patch_size:
@@ -354,7 +356,10 @@ def main(argv=None):
     )
     difference = float(np.max(np.abs(before - after)))
     if not np.allclose(before, after, rtol=1e-5, atol=1e-5):
-        print(f"error: the reloaded model differs by {difference:.3g}")
+        print(
+            f"error: the reloaded model differs by {difference:.3g}",
+            file=sys.stderr,
+        )
         return 1
 
     save_figure(
@@ -362,7 +367,7 @@ def main(argv=None):
         [np.asarray(row["selection_frequency"]) for row in results["by_k"]],
         args.ks,
         x_test[:6],
-        pixel_masks(model, x_test[:6]),
+        pixel_masks(model, x_test)[:6],  # a shape that JAX has compiled
         saved_k,
     )
     summary = {
