@@ -8,6 +8,8 @@ gives zeros; a slice holding NaN or `+inf` gives NaN. Each normalizer only
 says how it maps a slice whose maximum is 0.
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -595,6 +597,22 @@ def _alpha_derivative(log_probabilities, in_support, alpha):
     return ops.where(in_support, derivative, 0.0)
 
 
+# The `alpha` of a layer whose alphas are trainable weights.
+LEARNED = "learned"
+
+
+def alpha_from_logits(alpha_logits):
+    """The learned entmax alphas `1 + sigmoid(alpha_logits)`, in (1, 2).
+
+    The parametrization of Correia et al. (2019, sec. 3.2): a logit of 0 is
+    `alpha=1.5`; the range runs from the softmax (the limit at 1) to
+    sparsemax (2) and keeps the alphas where `entmax_bisect` is accurate.
+    In float32 a logit below about -16.6 rounds alpha to exactly 1, which
+    `entmax_bisect` maps to the softmax with the limit of its gradient.
+    """
+    return 1.0 + ops.sigmoid(ops.cast(alpha_logits, "float32"))
+
+
 # Each takes `(x, axis=-1)`; `"entmax"` also takes `alpha`, a float or a
 # tensor (see `entmax_bisect`).
 NORMALIZERS = {
@@ -608,3 +626,44 @@ NORMALIZERS = {
 def check_normalizer(normalizer):
     """Checks a normalizer name against `NORMALIZERS`; returns it."""
     return validation.check_choice("normalizer", normalizer, tuple(NORMALIZERS))
+
+
+def check_alpha(alpha, normalizer, learnable=False):
+    """Checks the `alpha` of a normalizer; returns the one to use.
+
+    `alpha` is for `"entmax"` only: None there means 1.5; a float must be
+    >= 1; a tensor passes (its values are checked by `entmax_bisect`). A
+    layer's alpha is `learnable`: a float or the string `"learned"`, never
+    a tensor. With any other normalizer, `alpha` must be None, and None is
+    returned.
+    """
+    if normalizer != "entmax":
+        if alpha is not None:
+            raise validation.invalid_value(
+                "alpha",
+                f"None with normalizer={normalizer!r} (alpha is for "
+                'normalizer="entmax")',
+                alpha,
+            )
+        return None
+    if alpha is None:
+        return 1.5
+    if learnable and isinstance(alpha, str) and alpha == LEARNED:
+        return alpha
+    is_tensor = hasattr(alpha, "shape") and not validation.is_python_number(
+        alpha
+    )
+    if is_tensor and not learnable:
+        return alpha
+    if (
+        not validation.is_python_number(alpha)
+        or not math.isfinite(alpha)
+        or alpha < 1
+    ):
+        expected = (
+            'a finite float value >= 1 or "learned"'
+            if learnable
+            else "a finite float value >= 1 or a float tensor"
+        )
+        raise validation.invalid_value("alpha", expected, alpha)
+    return float(alpha)
