@@ -24,7 +24,10 @@ ALPHAS = np.array([[1.05], [1.25], [1.5], [2.0], [2.5], [3.0]], "float32")
 def entmax_per_row(x, alphas):
     """The float64 reference, one alpha per row of a matrix."""
     return np.stack(
-        [references.entmax(row, float(alpha)) for row, alpha in zip(x, alphas, strict=True)]
+        [
+            references.entmax(row, float(alpha))
+            for row, alpha in zip(x, alphas, strict=True)
+        ]
     )
 
 
