@@ -533,7 +533,8 @@ def _closed_form_gradient_term(x, log_probabilities, in_support, alpha):
     tensor `alpha` (one per row) adds a term linear in `alpha` whose
     slope is `dp / dalpha` (see `_alpha_derivative`).
     """
-    alpha_value = ops.stop_gradient(alpha)
+    alpha_per_row = not isinstance(alpha, float)
+    alpha_value = ops.stop_gradient(alpha) if alpha_per_row else alpha
     log_weights = (2.0 - alpha_value) * ops.where(
         in_support, log_probabilities, 0.0
     )
@@ -545,7 +546,7 @@ def _closed_form_gradient_term(x, log_probabilities, in_support, alpha):
         weights, axis=-1, keepdims=True
     )
     linear = weights * (x - weighted_mean)
-    if not isinstance(alpha, float):
+    if alpha_per_row:
         derivative = _alpha_derivative(
             log_probabilities, in_support, alpha_value
         )
