@@ -154,17 +154,6 @@ def test_attention_gives_each_head_its_alpha(rng):
         )
 
 
-def test_attention_trains_its_alphas_in_fit(rng):
-    layer = attention("learned")
-    inputs = keras.Input(shape=(4, 6))
-    model = keras.Model(inputs, layer(inputs, inputs))
-    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
-    features = (3.0 * rng.normal(size=(16, 4, 6))).astype("float32")
-    history = model.fit(features, features, batch_size=8, verbose=0)
-    assert np.all(np.isfinite(history.history["loss"]))
-    assert np.all(to_numpy(layer.alpha_logits) != 0.0)
-
-
 @pytest.mark.parametrize(
     "layer_class, kwargs",
     [
