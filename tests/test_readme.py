@@ -125,6 +125,29 @@ def check_hidden_softmax(namespace, printed):
     np.testing.assert_allclose(to_numpy(sums), 1.0, rtol=1e-5)  # "all ones"
 
 
+def check_learned_alpha(namespace, printed):
+    (before,), (after,) = printed
+    np.testing.assert_array_equal(to_numpy(before), [1.5] * 4)
+    # "each group's own alpha, in (1, 2)": trained away from 1.5.
+    after = to_numpy(after)
+    assert np.all((after > 1.0) & (after < 2.0))
+    assert np.all(after != 1.5) and len(np.unique(after)) == 4
+    # The layer's outputs: each group of its pre-activations normalized by
+    # entmax at that group's alpha.
+    layer, x = namespace["hidden"], namespace["x"][:4]
+    logits = x @ to_numpy(layer.kernel) + to_numpy(layer.bias)
+    expected = np.concatenate(
+        [
+            np.apply_along_axis(numpy_entmax, -1, group, alpha)
+            for group, alpha in zip(
+                np.split(logits, 4, axis=-1), after, strict=True
+            )
+        ],
+        axis=-1,
+    )
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, atol=1e-6)
+
+
 def check_content_addressing(namespace, printed):
     ((shape, sums),) = printed
     assert tuple(shape) == (2, 16)
@@ -315,6 +338,7 @@ CHECKS = [
     ("`BernoulliLatent`", check_bernoulli_latent),
     ("Estimators", check_estimators),
     ("`HiddenSoftmax` and `GroupedSoftmax`", check_hidden_softmax),
+    ("`HiddenSoftmax` and `GroupedSoftmax`", check_learned_alpha),
     ("`ContentAddressing`", check_content_addressing),
     ("`SparseMultiHeadAttention`", check_sparse_multi_head_attention),
     ("`SubsetSampler`", check_subset_sampler),

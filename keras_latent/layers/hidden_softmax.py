@@ -1,11 +1,12 @@
 """A dense layer whose activation is a grouped softmax, sparsemax or entmax."""
 
-import functools
-
 import keras
 
 from keras_latent import ops as latent_ops
 from keras_latent import validation
+from keras_latent.layers import learned_alpha
+from keras_latent.ops.simplex import LEARNED
+from keras_latent.ops.simplex import check_alpha
 from keras_latent.ops.simplex import check_normalizer
 
 
@@ -16,7 +17,13 @@ class HiddenSoftmax(keras.layers.Dense):
     `outputs = grouped_normalize(inputs @ kernel + bias, groups, normalizer,
     temperature)`: the `units` outputs are split into `groups` equal groups
     and each group is mapped onto the probability simplex by `"softmax"`,
-    `"sparsemax"` or `"entmax15"` (see `keras_latent.ops.grouped_normalize`).
+    `"sparsemax"`, `"entmax15"` or `"entmax"` (see
+    `keras_latent.ops.grouped_normalize`). With `"entmax"`, `alpha` is a
+    float >= 1 (1 is the softmax, 1.5 `"entmax15"`, 2 `"sparsemax"`), or
+    `"learned"`: each group then has its own trainable alpha, `1 +
+    sigmoid(a)` of a trainable logit `a` initialized at 0, so in (1, 2)
+    and 1.5 at first (Correia et al. 2019): each group learns how sparse to
+    be. The property `alphas` gives the alphas in use.
     With `groups=1` the layer is a softmax over all its units, the
     structured hidden activation whose merits `examples/
     hidden_softmax_study.py` measures; with more groups, each group acts as
@@ -29,7 +36,10 @@ class HiddenSoftmax(keras.layers.Dense):
         groups: an integer >= 1 that divides `units`.
         temperature: a finite float > 0; the pre-activations are divided by
             it before normalizing.
-        normalizer: `"softmax"`, `"sparsemax"` or `"entmax15"`.
+        normalizer: `"softmax"`, `"sparsemax"`, `"entmax15"` or `"entmax"`.
+        alpha: with `normalizer="entmax"` only: a float >= 1, or
+            `"learned"` for one trainable alpha per group; None (the
+            default) is 1.5 there.
         use_bias: whether to add a bias.
         kernel_initializer: initializer of the kernel.
         bias_initializer: initializer of the bias.
@@ -53,12 +63,18 @@ class HiddenSoftmax(keras.layers.Dense):
     >>> layer = keras_latent.layers.HiddenSoftmax(256, groups=16)
     >>> layer(keras.random.normal((2, 784))).shape
     (2, 256)
+    >>> layer = keras_latent.layers.HiddenSoftmax(
+    ...     256, groups=16, normalizer="entmax", alpha="learned"
+    ... )
+    >>> layer(keras.random.normal((2, 784))).shape, layer.alphas.shape
+    ((2, 256), (16,))
 
     References:
         - [Goodfellow, Bengio and Courville, Deep Learning, section 6.2.2.3](
           https://www.deeplearningbook.org/contents/mlp.html)
         - [Martins and Astudillo, 2016](https://arxiv.org/abs/1602.02068)
         - [Peters et al., 2019](https://arxiv.org/abs/1905.05702)
+        - [Correia et al., 2019](https://arxiv.org/abs/1909.00015)
     """
 
     def __init__(
@@ -67,6 +83,7 @@ class HiddenSoftmax(keras.layers.Dense):
         groups: int = 1,
         temperature: float = 1.0,
         normalizer: str = "softmax",
+        alpha: float | str | None = None,
         use_bias: bool = True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
@@ -104,14 +121,47 @@ class HiddenSoftmax(keras.layers.Dense):
         self.temperature = validation.check_positive_float32(
             "temperature", temperature
         )
+        self.alpha = check_alpha(alpha, self.normalizer, learnable=True)
+        self.alpha_logits = None
         # Dense applies `self.activation` on every call path (float, LoRA,
         # quantized), so the normalization goes there.
-        self.activation = functools.partial(
-            latent_ops.grouped_normalize,
+        self.activation = self._normalize
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.alpha == LEARNED:
+            self.alpha_logits = learned_alpha.add_alpha_logits(
+                self, self.groups
+            )
+
+    def _normalize(self, x):
+        return latent_ops.grouped_normalize(
+            x,
             groups=self.groups,
             normalizer=self.normalizer,
             temperature=self.temperature,
+            alpha=learned_alpha.normalizer_alpha(self.alpha, self.alpha_logits),
         )
+
+    @property
+    def alphas(self):
+        """The alpha of each group, a float32 tensor of shape `(groups,)`
+        (None unless `normalizer="entmax"`; built first if learned)."""
+        return learned_alpha.current_alphas(
+            self.alpha, self.alpha_logits, self.groups
+        )
+
+    # Dense saves and loads its own variables by position; the alpha logits
+    # go under their own key.
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.alpha_logits is not None:
+            store["alpha_logits"] = self.alpha_logits
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        if self.alpha_logits is not None:
+            self.alpha_logits.assign(store["alpha_logits"])
 
     def quantize(self, mode=None, type_check=True, config=None):
         # Dense refuses to quantize its subclasses, whose `call` may differ;
@@ -135,4 +185,5 @@ class HiddenSoftmax(keras.layers.Dense):
             "groups": self.groups,
             "temperature": self.temperature,
             "normalizer": self.normalizer,
+            "alpha": self.alpha,
         }

@@ -4,11 +4,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_latent import ops as latent_ops
 from keras_latent import validation
+from keras_latent.layers import learned_alpha
+from keras_latent.ops.simplex import LEARNED
 from keras_latent.ops.simplex import NORMALIZERS
-
-ATTENTION_NORMALIZERS = (*NORMALIZERS, "entmax")
+from keras_latent.ops.simplex import check_alpha
+from keras_latent.ops.simplex import check_normalizer
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
@@ -22,7 +23,11 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     give weights with exact zeros, so that each query reads only the keys
     near its best match. The larger `alpha`, the sparser the weights:
     `alpha=1` is the softmax, 1.5 is `"entmax15"`, 2 is `"sparsemax"` (see
-    `keras_latent.ops.entmax_bisect`). With `normalizer="softmax"` the
+    `keras_latent.ops.entmax_bisect`). `alpha="learned"` gives each head
+    its own trainable alpha, `1 + sigmoid(a)` of a logit `a` initialized
+    at 0, so in (1, 2) and 1.5 at first, as in the adaptively sparse
+    Transformer of Correia et al. (2019); the property `alphas` gives the
+    alphas in use. With `normalizer="softmax"` the
     layer computes what `keras.layers.MultiHeadAttention` does, with the
     same weights.
 
@@ -39,7 +44,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         num_heads: the number of attention heads.
         key_dim: the size of each head for query and key.
         normalizer: `"softmax"`, `"sparsemax"`, `"entmax15"` or `"entmax"`.
-        alpha: a float >= 1, the entmax index; used by `"entmax"` only.
+        alpha: with `normalizer="entmax"` only: a float >= 1, the entmax
+            index, or `"learned"` for one trainable alpha per head; None
+            (the default) is 1.5 there.
         **kwargs: every other argument of `keras.layers.MultiHeadAttention`
             (`value_dim`, `dropout`, `use_bias`, `output_shape`,
             `attention_axes`, `sliding_window`, initializers, regularizers,
@@ -80,13 +87,11 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         num_heads: int,
         key_dim: int,
         normalizer: str = "softmax",
-        alpha: float = 1.5,
+        alpha: float | str | None = None,
         **kwargs,
     ):
-        normalizer = validation.check_choice(
-            "normalizer", normalizer, ATTENTION_NORMALIZERS
-        )
-        alpha = validation.check_float_at_least("alpha", alpha, 1)
+        normalizer = check_normalizer(normalizer)
+        alpha = check_alpha(alpha, normalizer, learnable=True)
         # Flash attention computes a softmax, and refuses to return the
         # scores that a sparse normalizer computes.
         if normalizer != "softmax" and kwargs.get("flash_attention"):
@@ -106,6 +111,22 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         self._attention_axes_argument = attention_axes
         self.normalizer = normalizer
         self.alpha = alpha
+        self.alpha_logits = None
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        super().build(query_shape, value_shape, key_shape)
+        if self.alpha == LEARNED:
+            self.alpha_logits = learned_alpha.add_alpha_logits(
+                self, self._num_heads
+            )
+
+    @property
+    def alphas(self):
+        """The alpha of each head, a float32 tensor of shape `(num_heads,)`
+        (None unless `normalizer="entmax"`; built first if learned)."""
+        return learned_alpha.current_alphas(
+            self.alpha, self.alpha_logits, self._num_heads
+        )
 
     def _compute_attention(
         self,
@@ -161,11 +182,15 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
 
     def _normalize(self, attention_scores):
         """The sparse normalizer along the last axis (`-inf` gives 0)."""
-        if self.normalizer == "entmax":
-            return latent_ops.entmax_bisect(
-                attention_scores, alpha=self.alpha, axis=-1
-            )
-        return NORMALIZERS[self.normalizer](attention_scores, axis=-1)
+        if self.normalizer != "entmax":
+            return NORMALIZERS[self.normalizer](attention_scores, axis=-1)
+        alpha = learned_alpha.normalizer_alpha(self.alpha, self.alpha_logits)
+        if self.alpha == LEARNED:
+            # The scores are (batch, heads, <query axes>, keys): one alpha
+            # per head, broadcast over the query axes and the keys.
+            trailing_axes = len(self._attention_axes) + 1
+            alpha = ops.reshape(alpha, (-1,) + (1,) * trailing_axes)
+        return NORMALIZERS["entmax"](attention_scores, alpha=alpha, axis=-1)
 
     def get_config(self):
         return {

@@ -5,18 +5,22 @@ from keras import ops
 from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.simplex import NORMALIZERS
+from keras_latent.ops.simplex import check_alpha
 from keras_latent.ops.simplex import check_normalizer
 
 
-def grouped_normalize(x, groups=1, normalizer="softmax", temperature=1.0):
+def grouped_normalize(
+    x, groups=1, normalizer="softmax", temperature=1.0, alpha=None
+):
     """Normalizes each of `groups` equal groups of the last axis of `x`.
 
     The last axis, of size `units`, is split into `groups` consecutive
     groups of `units // groups` entries, and `normalizer` maps each group of
     `x / temperature` onto the probability simplex: `"softmax"` (dense),
-    `"sparsemax"` (Martins and Astudillo 2016) or `"entmax15"` (Peters et
-    al. 2019, 1.5-entmax), the last two giving exact zeros (see
-    `keras_latent.ops.simplex` for the shared masking rule: a group of
+    `"sparsemax"` (Martins and Astudillo 2016), `"entmax15"` (Peters et
+    al. 2019, 1.5-entmax) or `"entmax"` (alpha-entmax at `alpha`, see
+    `keras_latent.ops.entmax_bisect`), the last three giving exact zeros
+    (see `keras_latent.ops.simplex` for the shared masking rule: a group of
     `-inf` gives zeros, a group holding NaN or `+inf` gives NaN). With
     `groups=1` the whole axis is one distribution. A lower temperature gives
     more peaked (for sparsemax and entmax, sparser) groups.
@@ -25,8 +29,12 @@ def grouped_normalize(x, groups=1, normalizer="softmax", temperature=1.0):
         x: float tensor of shape `(..., units)`, of rank >= 1, `units`
             known statically.
         groups: an integer >= 1 that divides `units`.
-        normalizer: `"softmax"`, `"sparsemax"` or `"entmax15"`.
+        normalizer: `"softmax"`, `"sparsemax"`, `"entmax15"` or `"entmax"`.
         temperature: a finite float > 0, or a scalar tensor.
+        alpha: for `"entmax"` only (None, the default, is 1.5 there): a
+            float >= 1, or a float tensor of one alpha per group, of shape
+            `(groups,)` or broadcastable against `(..., groups)`, through
+            which gradients reach the alphas.
 
     Returns:
         A tensor of the shape and dtype of `x`; each group sums to 1.
@@ -41,8 +49,10 @@ def grouped_normalize(x, groups=1, normalizer="softmax", temperature=1.0):
     References:
         - [Martins and Astudillo, 2016](https://arxiv.org/abs/1602.02068)
         - [Peters et al., 2019](https://arxiv.org/abs/1905.05702)
+        - [Correia et al., 2019](https://arxiv.org/abs/1909.00015)
     """
     normalize = NORMALIZERS[check_normalizer(normalizer)]
+    alpha = check_alpha(alpha, normalizer)
     temperature = validation.check_temperature("temperature", temperature)
     x, dtype = as_float32(x)
     if len(x.shape) == 0:
@@ -58,5 +68,11 @@ def grouped_normalize(x, groups=1, normalizer="softmax", temperature=1.0):
         x / ops.cast(temperature, "float32"),
         (*shape[:-1], groups, units // groups),
     )
-    normalized = ops.reshape(normalize(grouped, axis=-1), shape)
+    if normalizer == "entmax":
+        if not isinstance(alpha, float):
+            alpha = ops.expand_dims(alpha, -1)
+        normalized = normalize(grouped, alpha=alpha, axis=-1)
+    else:
+        normalized = normalize(grouped, axis=-1)
+    normalized = ops.reshape(normalized, shape)
     return ops.cast(normalized, dtype)

@@ -8,6 +8,9 @@ gives zeros; a slice holding NaN or `+inf` gives NaN. Each normalizer only
 says how it maps a slice whose maximum is 0.
 """
 
+import math
+
+import keras
 import numpy as np
 from keras import ops
 
@@ -33,7 +36,7 @@ FINE_BRACKET = 2.0**-22
 FINE_ITERATIONS = 30
 
 
-def _normalize(normalize_last_axis, x, axis):
+def _normalize(normalize_last_axis, x, axis, row_parameter=None):
     """Applies a normalizer along `axis` with the shared masking rule.
 
     `normalize_last_axis(x, x_max)` maps the rows of a float32 tensor `x`
@@ -42,6 +45,12 @@ def _normalize(normalize_last_axis, x, axis):
     are finite. The leading axes are flattened into one before it is
     called, so that sorting works for any rank on every backend
     (TensorFlow sorts tensors of rank <= 5 only).
+
+    A `row_parameter` (a float32 tensor of the rank of `x`, broadcastable
+    against it, of size 1 along `axis`) is laid out as one value per row,
+    of shape `(rows, 1)`, and passed as a third argument:
+    `normalize_last_axis(x, x_max, row_parameter)`. A row whose parameter
+    is NaN gives NaN, like a row holding NaN.
     """
     axis = validation.check_axis("axis", axis)
     x, dtype = as_float32(x)
@@ -56,11 +65,22 @@ def _normalize(normalize_last_axis, x, axis):
         axis=-1,
         keepdims=True,
     )
+    parameters = ()
+    if row_parameter is not None:
+        # Adding zeros of the rows' shape broadcasts the parameter to one
+        # value per row, also where that shape is only known symbolically.
+        row_parameter = ops.moveaxis(row_parameter, axis, -1) + ops.zeros_like(
+            x[..., :1]
+        )
+        if restore_shape is not None:
+            row_parameter = ops.reshape(row_parameter, (-1, 1))
+        invalid = ops.logical_or(invalid, ops.isnan(row_parameter))
+        parameters = (row_parameter,)
     rows = ops.where(invalid, 0.0, rows)
     has_support = ops.max(rows, axis=-1, keepdims=True) > -np.inf
     rows = ops.where(has_support, rows, 0.0)
     rows_max = ops.stop_gradient(ops.max(rows, axis=-1, keepdims=True))
-    outputs = normalize_last_axis(rows, rows_max)
+    outputs = normalize_last_axis(rows, rows_max, *parameters)
     outputs = ops.where(has_support, outputs, 0.0)
     outputs = ops.where(invalid, np.nan, outputs)
     if restore_shape is not None:
@@ -281,6 +301,15 @@ def entmax_bisect(x, alpha=1.5, axis=-1, n_iter=50):
     at `alpha=2` it is sparsemax; `alpha=1.5` is `entmax15`. The larger
     `alpha`, the sparser the output: for `alpha > 1` entries can be exactly 0.
 
+    `alpha` is a Python float, or a float tensor of one alpha per slice (per
+    row, group or attention head): of the rank of `x` or lower, broadcastable
+    against `x`, and of size 1 along `axis`; for example of shape
+    `(groups, 1)` for `x` of shape `(batch, groups, categories)`. A tensor's
+    values are checked inside the computation, not at the call: a slice
+    whose alpha is exactly 1 gets the softmax (computed from the same
+    log-space output as the others, to about 1e-7), and one whose alpha is
+    below 1 or NaN gets NaN.
+
     The threshold lies within 1 below the largest entry of `(alpha - 1) * x`
     and is bisected `n_iter` times, without gradient. A second bisection
     then resolves what float32 cannot hold in the threshold itself: it
@@ -301,12 +330,21 @@ def entmax_bisect(x, alpha=1.5, axis=-1, n_iter=50):
     The gradient is not taken through the iterations but given in closed
     form (Peters et al., 2019): the Jacobian is `diag(g) - g g^T / sum(g)`
     with `g = p ** (2 - alpha)` on the support of the output `p` and 0 off
-    it. It is a first-order gradient: second derivatives come out as zero.
-    The computation runs in float32; the result has the dtype of `x`.
+    it. For a tensor `alpha` the gradient with respect to alpha is the
+    closed form of Correia et al. (2019, Prop. 1): with `p~ = g / sum(g)`
+    and `H = sum(p log p)` over the support,
+    `dp_i / dalpha = (p_i - p~_i) / (alpha - 1) ** 2 - (p_i log p_i -
+    p~_i H) / (alpha - 1)`, 0 off the support. It is computed in a form
+    without the cancellations of these two terms, so it stays exact as
+    alpha approaches 1, where it tends to its (finite) limit, which a
+    slice at `alpha=1` gets. Both are first-order gradients: second
+    derivatives come out as zero. The computation runs in float32; the
+    result has the dtype of `x`.
 
     Args:
         x: float tensor of any rank >= 1.
-        alpha: float >= 1, the entmax index.
+        alpha: a float >= 1, the entmax index, or a float tensor of them,
+            one per slice along `axis` (see above).
         axis: the category axis.
         n_iter: integer >= 1, the number of bisection steps.
 
@@ -320,20 +358,62 @@ def entmax_bisect(x, alpha=1.5, axis=-1, n_iter=50):
     >>> p = keras_latent.ops.entmax_bisect(x, alpha=1.5)
     >>> keras.ops.convert_to_numpy(p).round(3)
     array([0.   , 0.326, 0.674], dtype=float32)
+    >>> x = keras.ops.convert_to_tensor([[-2.0, 0.0, 0.5], [-2.0, 0.0, 0.5]])
+    >>> alpha = keras.ops.convert_to_tensor([[1.5], [2.0]])
+    >>> p = keras_latent.ops.entmax_bisect(x, alpha=alpha)
+    >>> keras.ops.convert_to_numpy(p).round(3)
+    array([[0.   , 0.326, 0.674],
+           [0.   , 0.25 , 0.75 ]], dtype=float32)
 
     References:
         - [Peters et al., 2019](https://arxiv.org/abs/1905.05702)
         - [Blondel et al., 2020](https://arxiv.org/abs/1901.02324)
+        - [Correia et al., 2019](https://arxiv.org/abs/1909.00015)
     """
-    alpha = validation.check_float_at_least("alpha", alpha, 1)
     n_iter = validation.check_integer("n_iter", n_iter, 1)
-    if alpha == 1.0:
-        return _normalize(_softmax_rows, x, axis)
+    if validation.is_python_number(alpha) or not hasattr(alpha, "shape"):
+        alpha = validation.check_float_at_least("alpha", alpha, 1)
+        if alpha == 1.0:
+            return _normalize(_softmax_rows, x, axis)
 
-    def entmax_rows(rows, rows_max):
-        return _entmax_bisect_rows(rows, rows_max, alpha, n_iter)
+        def entmax_rows(rows, rows_max):
+            return _entmax_bisect_rows(rows, rows_max, alpha, n_iter)
 
-    return _normalize(entmax_rows, x, axis)
+        return _normalize(entmax_rows, x, axis)
+    x = ops.convert_to_tensor(x)
+    axis = validation.check_axis_in_rank(
+        "axis", validation.check_axis("axis", axis), len(x.shape)
+    )
+    alpha = _alpha_tensor(alpha, x, axis % len(x.shape))
+
+    def entmax_rows_per_alpha(rows, rows_max, alpha_rows):
+        return _entmax_bisect_rows(rows, rows_max, alpha_rows, n_iter)
+
+    return _normalize(entmax_rows_per_alpha, x, axis, row_parameter=alpha)
+
+
+def _alpha_tensor(alpha, x, axis):
+    """A tensor `alpha` checked against `x` and raised to its rank, in
+    float32, with NaN where it is below 1 (see `entmax_bisect`)."""
+    dtype = keras.backend.standardize_dtype(alpha.dtype)
+    if not keras.backend.is_float_dtype(dtype):
+        raise validation.invalid_value(
+            "alpha", "a float >= 1 or a float tensor", alpha
+        )
+    rank = len(x.shape)
+    shape = tuple(alpha.shape)
+    category_dimension = shape[axis - rank] if len(shape) >= rank - axis else 1
+    if len(shape) > rank or category_dimension not in (1, None):
+        raise validation.invalid_shape(
+            "alpha",
+            f"a tensor broadcastable against x (shape {tuple(x.shape)}) of "
+            f"size 1 along axis {axis}",
+            shape,
+        )
+    alpha = ops.cast(alpha, "float32")
+    for _ in range(rank - len(shape)):
+        alpha = ops.expand_dims(alpha, 0)
+    return ops.where(alpha >= 1.0, alpha, np.nan)
 
 
 def _halve(_, state):
@@ -379,7 +459,15 @@ def _bisect(low, width, exponent, x, n_iter):
 
 
 def _entmax_bisect_rows(x, x_max, alpha, n_iter):
-    """Alpha-entmax of the rows of float32 `x`, for `alpha > 1`."""
+    """Alpha-entmax of the rows of float32 `x`, for a float `alpha > 1` or a
+    tensor of shape `(rows, 1)` of one alpha >= 1 per row."""
+    alpha_per_row = not isinstance(alpha, float)
+    alpha_with_gradient = alpha
+    if alpha_per_row:
+        # The rows at alpha = 1 take the softmax below; meanwhile any alpha
+        # > 1 keeps their bisection finite.
+        is_softmax = ops.equal(alpha, 1.0)
+        alpha = ops.where(is_softmax, 2.0, ops.stop_gradient(alpha))
     exponent = 1.0 / (alpha - 1.0)
     shifted, error = _shift_with_error(ops.stop_gradient(x), x_max)
     scaled = ops.maximum((alpha - 1.0) * shifted, SUPPORT_FLOOR)
@@ -422,20 +510,34 @@ def _entmax_bisect_rows(x, x_max, alpha, n_iter):
     log_probabilities = log_unnormalized - ops.logsumexp(
         log_unnormalized, axis=-1, keepdims=True
     )
+    if alpha_per_row:
+        softmax_log_probabilities = ops.log_softmax(
+            ops.stop_gradient(x) - x_max, axis=-1
+        )
+        log_probabilities = ops.where(
+            is_softmax, softmax_log_probabilities, log_probabilities
+        )
+        in_support = ops.where(is_softmax, x > -np.inf, in_support)
     probabilities = ops.exp(log_probabilities)
     return probabilities + _closed_form_gradient_term(
-        x, log_probabilities, in_support, alpha
+        x, log_probabilities, in_support, alpha_with_gradient
     )
 
 
 def _closed_form_gradient_term(x, log_probabilities, in_support, alpha):
-    """A term that is exactly zero forward and carries the entmax Jacobian.
+    """A term that is exactly zero forward and carries the entmax gradients.
 
     The Jacobian with respect to the logits `x` is carried by a term that
     is linear in `x`. Its weights p ** (2 - alpha) are taken in log space:
-    for alpha > 2 they grow without bound at the edge of the support.
+    for alpha > 2 they grow without bound at the edge of the support. A
+    tensor `alpha` (one per row) adds a term linear in `alpha` whose
+    slope is `dp / dalpha` (see `_alpha_derivative`).
     """
-    log_weights = (2.0 - alpha) * ops.where(in_support, log_probabilities, 0.0)
+    alpha_per_row = not isinstance(alpha, float)
+    alpha_value = ops.stop_gradient(alpha) if alpha_per_row else alpha
+    log_weights = (2.0 - alpha_value) * ops.where(
+        in_support, log_probabilities, 0.0
+    )
     weights = ops.where(
         in_support, ops.exp(ops.minimum(log_weights, MAX_LOG_WEIGHT)), 0.0
     )
@@ -444,16 +546,125 @@ def _closed_form_gradient_term(x, log_probabilities, in_support, alpha):
         weights, axis=-1, keepdims=True
     )
     linear = weights * (x - weighted_mean)
+    if alpha_per_row:
+        derivative = _alpha_derivative(
+            log_probabilities, in_support, alpha_value
+        )
+        linear = linear + derivative * alpha
     return linear - ops.stop_gradient(linear)
 
 
+def _alpha_derivative(log_probabilities, in_support, alpha):
+    """`dp / dalpha` of alpha-entmax at its output, row by row.
+
+    Correia et al. (2019, Prop. 1) give, with `e = alpha - 1`, `p~ = p **
+    (2 - alpha) / sum(p ** (2 - alpha))` and `H = sum(p log p)`:
+    `dp_i / dalpha = (p_i - p~_i) / e ** 2 - (p_i log p_i - p~_i H) / e`.
+    For alpha near 1 both terms grow like 1 / e and cancel, and `p - p~`
+    is itself a difference of nearby numbers. With `d_i = log p_i - H`,
+    `u_i = -e d_i` and `q_i = p_i (exp(u_i) - 1 - u_i) / e ** 2`, the same
+    derivative is
+    `((1 - e H) (p_i R - q_i) - p_i d_i (e R + H)) / (1 + e ** 2 R)`,
+    `R = sum(q)`, in which every term is computed without cancellation
+    (`q` by its series where `|u| < 1/4`), and which at `e = 0` is the
+    limit of the derivative. `exp(u_i)` is capped as the weights of
+    `_closed_form_gradient_term` are.
+    """
+    epsilon = alpha - 1.0
+    log_p = ops.where(in_support, log_probabilities, 0.0)
+    p = ops.where(in_support, ops.exp(log_p), 0.0)
+    negative_entropy = ops.sum(p * log_p, axis=-1, keepdims=True)
+    deviation = log_p - negative_entropy
+    exponent = -epsilon * deviation
+    small = ops.abs(exponent) < 0.25
+    # (exp(u) - 1 - u) / u ** 2, to 1e-8 relative where |u| < 1/4.
+    series = exponent / 5040.0 + 1.0 / 720.0
+    for coefficient in (1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5):
+        series = series * exponent + coefficient
+    direct = ops.exp(ops.minimum(log_p + exponent, MAX_LOG_WEIGHT)) - p * (
+        1.0 + exponent
+    )
+    q = ops.where(
+        small,
+        p * ops.square(deviation) * series,
+        direct / ops.where(small, 1.0, ops.square(epsilon)),
+    )
+    q = ops.where(in_support, q, 0.0)
+    q_sum = ops.sum(q, axis=-1, keepdims=True)
+    derivative = (1.0 - epsilon * negative_entropy) * (p * q_sum - q) - (
+        p * deviation * (epsilon * q_sum + negative_entropy)
+    )
+    derivative = derivative / (1.0 + ops.square(epsilon) * q_sum)
+    return ops.where(in_support, derivative, 0.0)
+
+
+# The `alpha` of a layer whose alphas are trainable weights.
+LEARNED = "learned"
+
+
+def alpha_from_logits(alpha_logits):
+    """The learned entmax alphas `1 + sigmoid(alpha_logits)`, in (1, 2).
+
+    The parametrization of Correia et al. (2019, sec. 3.2): a logit of 0 is
+    `alpha=1.5`; the range runs from the softmax (the limit at 1) to
+    sparsemax (2) and keeps the alphas where `entmax_bisect` is accurate.
+    In float32 a logit below about -16.6 rounds alpha to exactly 1, which
+    `entmax_bisect` maps to the softmax with the limit of its gradient.
+    """
+    return 1.0 + ops.sigmoid(ops.cast(alpha_logits, "float32"))
+
+
+# Each takes `(x, axis=-1)`; `"entmax"` also takes `alpha`, a float or a
+# tensor (see `entmax_bisect`).
 NORMALIZERS = {
     "softmax": softmax,
     "sparsemax": sparsemax,
     "entmax15": entmax15,
+    "entmax": entmax_bisect,
 }
 
 
 def check_normalizer(normalizer):
     """Checks a normalizer name against `NORMALIZERS`; returns it."""
     return validation.check_choice("normalizer", normalizer, tuple(NORMALIZERS))
+
+
+def check_alpha(alpha, normalizer, learnable=False):
+    """Checks the `alpha` of a normalizer; returns the one to use.
+
+    `alpha` is for `"entmax"` only: None there means 1.5; a float must be
+    >= 1; a tensor passes (its values are checked by `entmax_bisect`). A
+    layer's alpha is `learnable`: a float or the string `"learned"`, never
+    a tensor. With any other normalizer, `alpha` must be None, and None is
+    returned.
+    """
+    if normalizer != "entmax":
+        if alpha is not None:
+            raise validation.invalid_value(
+                "alpha",
+                f"None with normalizer={normalizer!r} (alpha is for "
+                'normalizer="entmax")',
+                alpha,
+            )
+        return None
+    if alpha is None:
+        return 1.5
+    if learnable and isinstance(alpha, str) and alpha == LEARNED:
+        return alpha
+    is_tensor = hasattr(alpha, "shape") and not validation.is_python_number(
+        alpha
+    )
+    if is_tensor and not learnable:
+        return alpha
+    if (
+        not validation.is_python_number(alpha)
+        or not math.isfinite(alpha)
+        or alpha < 1
+    ):
+        expected = (
+            'a finite float value >= 1 or "learned"'
+            if learnable
+            else "a finite float value >= 1 or a float tensor"
+        )
+        raise validation.invalid_value("alpha", expected, alpha)
+    return float(alpha)

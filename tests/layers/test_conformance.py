@@ -317,6 +317,20 @@ LAYER_CASES = {
         expected_num_losses=0,
         supports_masking=SUPPORTS_MASKING[HiddenSoftmax],
     ),
+    "hidden-softmax-entmax-learned": dict(
+        layer_cls=HiddenSoftmax,
+        init_kwargs=dict(
+            units=8, groups=2, normalizer="entmax", alpha="learned"
+        ),
+        input_shape=(2, 10),
+        expected_output_shape=(2, 8),
+        # The kernel, the bias and the two groups' alpha logits.
+        expected_num_trainable_weights=3,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[HiddenSoftmax],
+        expected_num_seed_generators=0,
+        expected_num_losses=0,
+        supports_masking=SUPPORTS_MASKING[HiddenSoftmax],
+    ),
     "content-addressing-own-memory-entmax15": dict(
         layer_cls=ContentAddressing,
         init_kwargs=dict(
@@ -387,6 +401,23 @@ LAYER_CASES = {
         input_shape={"query": (2, 3, 5), "value": (2, 4, 5)},
         expected_output_shape=(2, 3, 5),
         expected_num_trainable_weights=8,
+        expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
+            SparseMultiHeadAttention
+        ],
+        expected_num_seed_generators=0,
+        expected_num_losses=0,
+        supports_masking=SUPPORTS_MASKING[SparseMultiHeadAttention],
+        mixed_precision_roundoffs=ATTENTION_ROUNDOFFS,
+    ),
+    "sparse-attention-entmax-learned": dict(
+        layer_cls=SparseMultiHeadAttention,
+        init_kwargs=dict(
+            num_heads=2, key_dim=3, normalizer="entmax", alpha="learned"
+        ),
+        input_shape={"query": (2, 3, 5), "value": (2, 4, 5)},
+        expected_output_shape=(2, 3, 5),
+        # The eight projection kernels and biases, and one alpha per head.
+        expected_num_trainable_weights=9,
         expected_num_non_trainable_weights=NON_TRAINABLE_WEIGHTS[
             SparseMultiHeadAttention
         ],

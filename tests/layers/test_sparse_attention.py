@@ -22,8 +22,8 @@ from tests.ops.gradients import central_differences
 from tests.ops.gradients import gradient
 
 SPARSE_NORMALIZERS = (
-    ("sparsemax", 1.5),
-    ("entmax15", 1.5),
+    ("sparsemax", None),
+    ("entmax15", None),
     ("entmax", 1.25),
     ("entmax", 2.5),
 )
@@ -43,7 +43,7 @@ def reference_normalizer(normalizer, alpha):
     return references.NORMALIZERS[normalizer]
 
 
-def attention_layer(normalizer="softmax", alpha=1.5, **kwargs):
+def attention_layer(normalizer="softmax", alpha=None, **kwargs):
     return SparseMultiHeadAttention(
         num_heads=NUM_HEADS,
         key_dim=KEY_DIM,
@@ -383,13 +383,21 @@ def invalid_value_pattern(name, value):
         ("normalizer", "Softmax"),
         ("alpha", 0.5),
         ("alpha", float("nan")),
-        ("alpha", "learned"),
+        ("alpha", "learnt"),
     ],
 )
 def test_bad_arguments_raise_value_error(name, value):
     kwargs = {"normalizer": "entmax", name: value}
     with pytest.raises(ValueError, match=invalid_value_pattern(name, value)):
         SparseMultiHeadAttention(num_heads=2, key_dim=3, **kwargs)
+
+
+@pytest.mark.parametrize("alpha", [1.5, "learned"])
+def test_alpha_with_another_normalizer_is_refused(alpha):
+    with pytest.raises(ValueError, match=invalid_value_pattern("alpha", alpha)):
+        SparseMultiHeadAttention(
+            num_heads=2, key_dim=3, normalizer="sparsemax", alpha=alpha
+        )
 
 
 def test_flash_attention_is_refused_for_a_sparse_normalizer():

@@ -184,9 +184,38 @@ def test_gradient_matches_finite_differences(rng, normalizer):
         ({"normalizer": "relu"}, "normalizer"),
         ({"temperature": 0.0}, "temperature"),
         ({"temperature": float("nan")}, "temperature"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"normalizer": "sparsemax", "alpha": 2.0}, "alpha"),
+        ({"normalizer": "entmax", "alpha": 0.5}, "alpha"),
+        ({"normalizer": "entmax", "alpha": "learned"}, "alpha"),
     ],
 )
 def test_invalid_arguments_raise_value_error(kwargs, argument):
     x = np.zeros((2, 12), dtype="float32")
     with pytest.raises(ValueError, match=f"argument `{argument}`"):
         latent_ops.grouped_normalize(x, **kwargs)
+
+
+def test_entmax_normalizes_each_group_at_its_alpha(rng):
+    # SHAPE in 16 groups of 3; alpha: a float, or one per group, through
+    # which the gradient reaches each group's alpha.
+    x = (2.0 * rng.normal(size=SHAPE)).astype("float32")
+    temperature = 0.5
+    p = grouped_normalize(
+        x, groups=16, normalizer="entmax", alpha=2.0, temperature=temperature
+    )
+    expected = references.grouped(x, 16, "sparsemax", temperature)
+    np.testing.assert_allclose(p, expected, rtol=0, atol=1e-6)
+    p = grouped_normalize(x, groups=16, normalizer="entmax")
+    expected = references.grouped(x, 16, "entmax15", 1.0)
+    np.testing.assert_allclose(p, expected, rtol=0, atol=1e-6)
+    alphas = np.linspace(1.0, 3.0, 16).astype("float32")
+    p = grouped_normalize(x, groups=16, normalizer="entmax", alpha=alphas)
+    groups = x.reshape(SHAPE[0], 16, -1)
+    for group, alpha in enumerate(alphas):
+        np.testing.assert_allclose(
+            p.reshape(SHAPE[0], 16, -1)[:, group],
+            references.entmax(groups[:, group], float(alpha)),
+            rtol=0,
+            atol=1e-6,
+        )
