@@ -7,9 +7,9 @@ from keras import ops
 
 from keras_latent import ops as latent_ops
 from keras_latent import validation
-from keras_latent.ops.simplex import NORMALIZERS as SIMPLEX_NORMALIZERS
+from keras_latent.ops.content_addressing import FIXED_NORMALIZERS
 
-NORMALIZERS = (*SIMPLEX_NORMALIZERS, "gumbel")
+NORMALIZERS = (*FIXED_NORMALIZERS, "gumbel")
 
 
 def inverse_softplus(value):

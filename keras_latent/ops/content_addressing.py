@@ -10,7 +10,10 @@ from keras_latent.ops.simplex import NORMALIZERS
 
 # The deterministic normalizers, then "gumbel" (a hard straight-through
 # sample) and "argmax" (that sample's mode, without gradient).
-ADDRESSING_NORMALIZERS = (*NORMALIZERS, "gumbel", "argmax")
+# "entmax" takes an alpha, which addressing does not: its fixed-alpha
+# member is "entmax15".
+FIXED_NORMALIZERS = tuple(name for name in NORMALIZERS if name != "entmax")
+ADDRESSING_NORMALIZERS = (*FIXED_NORMALIZERS, "gumbel", "argmax")
 
 
 def _check_epsilon(epsilon):

@@ -198,6 +198,7 @@ def test_mixed_precision_output_in_compute_dtype_close_to_float32(
     "arguments, name",
     [
         ({"normalizer": "argmax"}, "normalizer"),
+        ({"normalizer": "entmax"}, "normalizer"),
         ({"num_slots": 8}, "slot_size"),
         ({"slot_size": 8}, "num_slots"),
         ({"num_slots": 0, "slot_size": 8}, "num_slots"),
