@@ -413,7 +413,7 @@ def parse_arguments(argv):
         "--shapes",
         nargs="+",
         type=parse_shape,
-        default=[format_shape(shape) for shape in DEFAULT_SHAPES],
+        default=list(DEFAULT_SHAPES),
         help="logits shapes; the largest has the goal 1.0, the others 1.1",
     )
     parser.add_argument("--repeats", type=int, default=9, help="rounds")

@@ -29,6 +29,13 @@ def test_a_case_gives_median_times_and_the_median_of_same_round_ratios(
     assert peer["ratio_range"] == pytest.approx([0.25, 2.0])
 
 
+def test_default_shapes_reach_the_workers_as_given(throughput):
+    args = throughput.parse_arguments([])
+    command = throughput.child_command("jax", args, "rows.json")
+    shapes = command[command.index("--shapes") + 1 : command.index("--repeats")]
+    assert shapes == ["100x30x10", "1024x64x128"]
+
+
 def test_the_largest_shape_has_the_strict_goal(throughput):
     shapes = [(100, 30, 10), (1024, 64, 128)]
     assert throughput.goal_for((1024, 64, 128), shapes) == 1.0
