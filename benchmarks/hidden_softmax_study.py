@@ -620,24 +620,40 @@ def plot_learning_curves(path, summaries, dataset):
 """
 
 
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def study_parser(variants, output_dir, description=__doc__):
+    """The arguments every study of the hidden-softmax task takes."""
+    parser = argparse.ArgumentParser(description=description.split("\n")[0])
     parser.add_argument(
         "--dataset", default="digits", choices=image_datasets.DATASET_NAMES
     )
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=list(VARIANTS),
-        choices=list(VARIANTS),
+        default=list(variants),
+        choices=list(variants),
         metavar="VARIANT",
-        help=f"a subset of {', '.join(VARIANTS)} (default: all)",
+        help=f"a subset of {', '.join(variants)} (default: all)",
     )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument(
         "--seeds", type=int, default=3, help="runs per variant, seeds 0..N-1"
     )
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--output-dir", default=output_dir)
+    return parser
+
+
+def check_study_arguments(parser, args, variants):
+    """Checks the counts; keeps the order of `variants` and drops repeats."""
+    for name in ("epochs", "seeds", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    args.variants = [v for v in variants if v in args.variants]
+    return args
+
+
+def parse_arguments(argv):
+    parser = study_parser(VARIANTS, "outputs/hidden_softmax_study")
     parser.add_argument(
         "--target-accuracy",
         type=float,
@@ -646,17 +662,11 @@ def parse_arguments(argv):
         + ", ".join(f"{k} {v}" for k, v in DEFAULT_TARGET_ACCURACY.items())
         + ")",
     )
-    parser.add_argument("--output-dir", default="outputs/hidden_softmax_study")
-    args = parser.parse_args(argv)
-    for name in ("epochs", "seeds", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    args = check_study_arguments(parser, parser.parse_args(argv), VARIANTS)
     if args.target_accuracy is None:
         args.target_accuracy = DEFAULT_TARGET_ACCURACY[args.dataset]
     if not 0.0 < args.target_accuracy <= 1.0:
         parser.error("--target-accuracy must lie in (0, 1]")
-    # Keep the order of VARIANTS and drop repeats.
-    args.variants = [v for v in VARIANTS if v in args.variants]
     return args
 
 

@@ -27,7 +27,6 @@ It writes `results.json` (every number, per seed) and `results.md` (the
 table) to the output directory, and prints the table.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -46,6 +45,7 @@ if EXAMPLES_DIR not in sys.path:
     sys.path.insert(0, EXAMPLES_DIR)
 
 import hidden_softmax  # noqa: E402
+import hidden_softmax_study  # noqa: E402
 import image_datasets  # noqa: E402
 
 GROUPS = hidden_softmax.GROUPS
@@ -164,30 +164,11 @@ def results_table(summaries):
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--dataset", default="digits", choices=image_datasets.DATASET_NAMES
+    parser = hidden_softmax_study.study_parser(
+        VARIANTS, "outputs/learned_alpha_study", __doc__
     )
-    parser.add_argument(
-        "--variants",
-        nargs="+",
-        default=list(VARIANTS),
-        choices=list(VARIANTS),
-        metavar="VARIANT",
-        help=f"a subset of {', '.join(VARIANTS)} (default: all)",
-    )
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument(
-        "--seeds", type=int, default=3, help="runs per variant, seeds 0..N-1"
-    )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--output-dir", default="outputs/learned_alpha_study")
     args = parser.parse_args(argv)
-    for name in ("epochs", "seeds", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    args.variants = [v for v in VARIANTS if v in args.variants]
-    return args
+    return hidden_softmax_study.check_study_arguments(parser, args, VARIANTS)
 
 
 def main(argv=None):
