@@ -41,6 +41,12 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The examples' rule for output files lives beside them, in examples/.
+if str(ROOT / "examples") not in sys.path:
+    sys.path.insert(0, str(ROOT / "examples"))
+
+import output_files  # noqa: E402
+
 BACKENDS = ("tensorflow", "jax", "torch")
 OPS = (
     "gumbel_softmax",
@@ -334,17 +340,9 @@ def main(argv=None):
         with open(args.worker_output, "w") as file:
             json.dump(result, file)
         return 0
-    existing = [
-        name
-        for name in OUTPUT_FILES
-        if os.path.exists(os.path.join(args.output_dir, name))
-    ]
-    if existing and not args.overwrite:
-        parser.exit(
-            2,
-            f"error: {args.output_dir} already holds {', '.join(existing)}; "
-            "pass --overwrite to replace them, or another --output-dir\n",
-        )
+    output_files.refuse_to_overwrite(
+        parser, args.output_dir, OUTPUT_FILES, args.overwrite
+    )
     results = {
         "config": {
             "cases": args.cases,

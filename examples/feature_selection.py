@@ -43,6 +43,7 @@ import time
 import image_datasets
 import keras
 import numpy as np
+import output_files
 
 import keras_latent
 
@@ -330,17 +331,9 @@ def load_data(parser, args):
 
 def main(argv=None):
     parser, args = parse_arguments(argv)
-    existing = [
-        name
-        for name in OUTPUT_FILES
-        if os.path.exists(os.path.join(args.output_dir, name))
-    ]
-    if existing and not args.overwrite:
-        parser.exit(
-            2,
-            f"error: {args.output_dir} already holds {', '.join(existing)}; "
-            "pass --overwrite to replace them, or another --output-dir\n",
-        )
+    output_files.refuse_to_overwrite(
+        parser, args.output_dir, OUTPUT_FILES, args.overwrite
+    )
     data = load_data(parser, args)
     start = time.perf_counter()
     results, model, saved_k = run_sweep(data, args)
