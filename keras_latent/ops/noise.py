@@ -22,10 +22,12 @@ from keras import random
 from keras_latent import validation
 
 # The smallest normal float32 and the largest float32 below 1. A uniform draw
-# clipped to [TINY, ONE_MINUS_EPSILON] keeps log(u), log(1 - u) and
-# -log(-log(u)) finite on every backend: some backends' uniform samplers can
-# return exactly 0 (or 1 after scaling), which would give an infinite Gumbel
-# sample and then NaN in a softmax.
+# in [TINY, ONE_MINUS_EPSILON] keeps log(u), log(1 - u) and -log(-log(u))
+# finite on every backend: a draw of exactly 0 or 1 would give an infinite
+# Gumbel sample and then NaN in a softmax. Every backend maps its raw draw r
+# onto [minval, maxval] as (maxval - minval) * r + minval, and rounding
+# keeps that within the bounds for any r in [0, 1], 1 included (which some
+# GPU samplers have returned): these bounds need no clip afterwards.
 TINY = float(np.finfo(np.float32).tiny)
 ONE_MINUS_EPSILON = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
 
@@ -42,15 +44,13 @@ def uniform_noise(shape, seed=None):
     """
     replica_context = _tensorflow_replica_context()
     if seed is not None and replica_context is not None:
-        u = _replica_uniform(shape, seed, replica_context)
-    else:
-        rank = _torch_distributed_rank()
-        if seed is not None and rank is not None:
-            seed = _rank_seed(seed, rank)
-        u = random.uniform(
-            shape, minval=TINY, maxval=1.0, dtype="float32", seed=seed
-        )
-    return ops.clip(u, TINY, ONE_MINUS_EPSILON)
+        return _replica_uniform(shape, seed, replica_context)
+    rank = _torch_distributed_rank()
+    if seed is not None and rank is not None:
+        seed = _rank_seed(seed, rank)
+    return random.uniform(
+        shape, minval=TINY, maxval=ONE_MINUS_EPSILON, dtype="float32", seed=seed
+    )
 
 
 def _tensorflow_replica_context():
@@ -67,8 +67,9 @@ def _tensorflow_replica_context():
 
 
 def _replica_uniform(shape, seed, replica_context):
-    """`keras.random.uniform` on [TINY, 1) with the replica's index folded
-    into the seed, so that the replicas of one step draw independent noise.
+    """`keras.random.uniform` on [TINY, ONE_MINUS_EPSILON] with the
+    replica's index folded into the seed, so that the replicas of one step
+    draw independent noise.
 
     `replica_id_in_sync_group` is the global index (across the workers of
     a `MultiWorkerMirroredStrategy` too), and a graph constant: the fold
@@ -87,7 +88,7 @@ def _replica_uniform(shape, seed, replica_context):
         seed, replica_context.replica_id_in_sync_group
     )
     return tf.random.stateless_uniform(
-        shape, seed=seed, minval=TINY, maxval=1.0, dtype="float32"
+        shape, seed=seed, minval=TINY, maxval=ONE_MINUS_EPSILON, dtype="float32"
     )
 
 

@@ -14,6 +14,7 @@ from keras import ops
 from keras_latent.ops import bernoulli_kl
 from keras_latent.ops import categorical_kl
 from keras_latent.ops import gumbel_softmax
+from keras_latent.ops import noise
 from keras_latent.ops import relaxed_bernoulli
 from keras_latent.ops import relaxed_one_hot_log_prob
 from keras_latent.ops import sample_one_hot
@@ -182,3 +183,27 @@ def test_relaxed_one_hot_log_prob_with_extreme_logits():
     finite_gradient(
         lambda x: relaxed_one_hot_log_prob(sample, x, temperature), logits
     )
+
+
+@pytest.mark.parametrize("raw_draw", [0.0, 1.0 - 2.0**-24, 1.0])
+def test_the_noise_bounds_keep_extreme_raw_draws_inside_0_1(
+    raw_draw, monkeypatch
+):
+    """Every backend maps its raw draw r in [0, 1) onto [minval, maxval] as
+    (maxval - minval) * r + minval in float32; with the bounds the noise
+    asks for, even r = 0 or r = 1 (returned by some GPU samplers) gives a
+    uniform in (0, 1) and so a finite Gumbel sample, without a clip."""
+
+    def affine_draw(shape, minval, maxval, dtype, seed):
+        r = np.full(shape, raw_draw, dtype="float32")
+        width = np.float32(maxval) - np.float32(minval)
+        return keras.ops.convert_to_tensor(width * r + np.float32(minval))
+
+    monkeypatch.setattr(noise.random, "uniform", affine_draw)
+    u = keras.ops.convert_to_numpy(noise.uniform_noise((3,), seed=1))
+    assert np.all((u > 0.0) & (u < 1.0)), u
+    gumbel = -np.log(-np.log(u.astype("float64")))
+    assert np.all(np.isfinite(gumbel)), gumbel
+    logits = np.zeros((1, 3), "float32")
+    sample = keras.ops.convert_to_numpy(gumbel_softmax(logits, 0.1, seed=1))
+    assert np.all(np.isfinite(sample)), sample
