@@ -6,7 +6,9 @@ would write or call instead:
 
 - TensorFlow: a hand-written `tf.function` (uniform noise, two logs, a
   softmax) and TensorFlow Probability's `RelaxedOneHotCategorical` (soft
-  only: it has no straight-through sample);
+  only: it has no straight-through sample), and both ours and the
+  hand-written one again compiled with XLA (`jit_compile=True`), as Keras
+  compiles a TensorFlow training step by default;
 - JAX: the one-liner `jax.nn.softmax((x + jax.random.gumbel(key, ...)) / t)`
   under `jax.jit`;
 - PyTorch: `torch.nn.functional.gumbel_softmax`.
@@ -28,6 +30,7 @@ Writes `results.md` and `results.json` to `--output-dir`.
 """
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -86,7 +89,7 @@ gradient is that of `sum(y * w)` for a fixed random `w`.
 """
 
 
-def tensorflow_candidates(logits, weights, hard, backward):
+def tensorflow_candidates(logits, weights, hard, backward, jit_compile=False):
     import keras
     import tensorflow as tf
 
@@ -124,9 +127,9 @@ def tensorflow_candidates(logits, weights, hard, backward):
 
     def compiled(sample):
         if not backward:
-            return tf.function(sample)
+            return tf.function(sample, jit_compile=jit_compile)
 
-        @tf.function
+        @tf.function(jit_compile=jit_compile)
         def gradient(x):
             with tf.GradientTape() as tape:
                 tape.watch(x)
@@ -136,7 +139,7 @@ def tensorflow_candidates(logits, weights, hard, backward):
         return gradient
 
     samplers = [("keras_latent", ours), ("tf.function", hand_written)]
-    if not hard:
+    if not hard and not jit_compile:
         samplers.append(("tfp", tfp_relaxed))
     candidates = []
     for name, sample in samplers:
@@ -241,10 +244,19 @@ def torch_candidates(logits, weights, hard, backward):
     ]
 
 
+# Each backend's ways of compiling, a row label and a builder each. Keras
+# trains TensorFlow models with XLA where every layer allows it (the
+# default `jit_compile="auto"`), so TensorFlow is timed both ways.
 CANDIDATE_BUILDERS = {
-    "tensorflow": tensorflow_candidates,
-    "jax": jax_candidates,
-    "torch": torch_candidates,
+    "tensorflow": (
+        ("tensorflow", tensorflow_candidates),
+        (
+            "tensorflow, XLA",
+            functools.partial(tensorflow_candidates, jit_compile=True),
+        ),
+    ),
+    "jax": (("jax", jax_candidates),),
+    "torch": (("torch", torch_candidates),),
 }
 
 
@@ -292,20 +304,23 @@ def measure_backend(backend, shapes, repeats, clock_name, block_seconds):
     for shape in shapes:
         logits = rng.normal(size=shape).astype("float32")
         weights = rng.normal(size=shape).astype("float32")
-        for pass_name in PASSES:
-            for variant in VARIANTS:
-                candidates = CANDIDATE_BUILDERS[backend](
-                    logits,
-                    weights,
-                    hard=variant == "hard",
-                    backward=pass_name == "forward+backward",
-                )
-                seconds = time_candidates(
-                    candidates, repeats, clock, block_seconds
-                )
-                rows.append(
-                    summarize_case(backend, shape, pass_name, variant, seconds)
-                )
+        for label, build in CANDIDATE_BUILDERS[backend]:
+            for pass_name in PASSES:
+                for variant in VARIANTS:
+                    candidates = build(
+                        logits,
+                        weights,
+                        hard=variant == "hard",
+                        backward=pass_name == "forward+backward",
+                    )
+                    seconds = time_candidates(
+                        candidates, repeats, clock, block_seconds
+                    )
+                    rows.append(
+                        summarize_case(
+                            label, shape, pass_name, variant, seconds
+                        )
+                    )
     return rows
 
 

@@ -62,13 +62,17 @@ def test_a_tiny_run_times_every_case_against_its_peers(throughput, tmp_path):
     assert status == 0
     with open(tmp_path / "results.json") as file:
         rows = json.load(file)["rows"]
-    cases = {(tuple(row["shape"]), row["pass"], row["variant"]) for row in rows}
-    assert len(rows) == len(cases) == 2 * 2 * 2
+    cases = {
+        (row["backend"], tuple(row["shape"]), row["pass"], row["variant"])
+        for row in rows
+    }
+    # Two shapes, two passes, two variants; without and with XLA.
+    assert len(rows) == len(cases) == 2 * 2 * 2 * 2
     for row in rows:
-        # TFP's relaxed categorical has no straight-through sample.
-        expected = {"tf.function", "tfp"} - (
-            {"tfp"} if row["variant"] == "hard" else set()
-        )
+        # TFP's relaxed categorical has no straight-through sample, and is
+        # timed without XLA only.
+        with_tfp = row["variant"] == "soft" and row["backend"] == "tensorflow"
+        expected = {"tf.function", "tfp"} if with_tfp else {"tf.function"}
         assert set(row["peers"]) == expected
         assert row["rounds"] == 2
         assert row["milliseconds"] > 0
@@ -77,3 +81,4 @@ def test_a_tiny_run_times_every_case_against_its_peers(throughput, tmp_path):
             assert 0 < low <= peer["ratio"] <= high < np.inf
     table = (tmp_path / "results.md").read_text()
     assert table.count("| tensorflow |") == 2 * (2 + 1) * 2
+    assert table.count("| tensorflow, XLA |") == 2 * 2 * 2
