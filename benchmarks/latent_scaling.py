@@ -86,8 +86,7 @@ def parse_sizes(text, count):
         sizes = ()
     if len(sizes) != count or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
-            f"expected {count} positive integers joined by x; received "
-            f"{text!r}"
+            f"expected {count} positive integers joined by x; received {text!r}"
         )
     return sizes
 
@@ -366,7 +365,9 @@ def slopes(rows):
     for key, group in groups.items():
         sizes = [row["size"] for row in group]
         result[key] = {
-            "time": log_log_slope(sizes, [row["milliseconds"] for row in group]),
+            "time": log_log_slope(
+                sizes, [row["milliseconds"] for row in group]
+            ),
             "memory": log_log_slope(
                 sizes, [row["memory_bytes"] for row in group]
             ),
@@ -547,14 +548,14 @@ def parse_arguments(argv):
         "--batch-sizes",
         nargs="+",
         type=int,
-        default=[16, 64, 256, 1024],
+        default=[64, 256, 1024],
         help="the batch sweep, at --base's variables and categories",
     )
     parser.add_argument(
         "--num-variables",
         nargs="+",
         type=int,
-        default=[4, 16, 64, 256],
+        default=[16, 64, 256],
         help="the variables sweep, at --base's batch and categories",
     )
     parser.add_argument(
@@ -567,7 +568,7 @@ def parse_arguments(argv):
     parser.add_argument(
         "--block-seconds",
         type=float,
-        default=0.05,
+        default=0.02,
         help="the CPU time of one block of calls in a round",
     )
     parser.add_argument("--output-dir", default="outputs/latent_scaling")
