@@ -3,11 +3,12 @@
 Every op and layer that takes a category axis runs its forward and
 backward pass at 100,000 categories and gives finite results: a (categories
 x categories) float32 tensor there would be 40 GB, which no test machine
-holds. On JAX, XLA's buffer assignment gives the compiled step's temporary
-bytes exactly, without running it: they stay within a small multiple of
-the input's bytes, and grow about tenfold from 10,000 to 100,000
-categories. The end-to-end run of `benchmarks/latent_scaling.py` closes
-the file.
+holds. The memory that the backward pass holds is measured exactly on two
+backends: on JAX, the compiled step's temporary bytes, which XLA's buffer
+assignment gives without running it; on torch, the storages that autograd
+saves. It stays within a small multiple of the input's bytes, and grows
+about tenfold from 10,000 to 100,000 categories. The end-to-end run of
+`benchmarks/latent_scaling.py` closes the file.
 """
 
 import functools
@@ -191,47 +192,153 @@ def test_forward_and_backward_at_100000_categories_are_finite(case):
     np.testing.assert_allclose(y.sum(axis=-1), expected_sum, rtol=1e-4)
 
 
-# The temporary bytes of the compiled step, measured at 100,000
-# categories under the test suite's XLA flags: 2 to 5 times the input's
-# bytes for a softmax, sparsemax, entmax or KL (the noise, the sample and
-# what the backward pass keeps of them); the bound is twice the largest,
-# room for another XLA version's buffer assignment. The subset samplers
-# keep one softmax per selected category for the backward pass, and the
-# straight-through one also sums k one-hot rows of the top-k indices:
-# 3.5 k and 4.5 k times the input at k = 4, bounded by 6 k. Any
-# (categories x categories) buffer would be 50,000 times the input.
-TEMP_BYTES_PER_INPUT_BYTE = 10
-SUBSET_TEMP_BYTES_PER_INPUT_BYTE = 6 * SUBSET_SIZE
-
-
 def temp_bytes(case, num_categories):
+    """The temporary bytes of the compiled JAX step of a case."""
     compiled, _ = compiled_jax_step(case, num_categories)
     return compiled.memory_analysis().temp_size_in_bytes
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "jax",
-    reason="XLA's memory analysis of a compiled step: JAX only",
+@functools.cache
+def saved_for_backward_bytes(case, num_categories):
+    """The bytes of the distinct storages that torch's autograd keeps
+    from the forward pass for the backward pass of a case."""
+    import torch
+
+    layer = CASES[case](num_categories)
+    logits, weights = inputs(num_categories)
+    x = torch.tensor(logits, requires_grad=True)
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = layer(x, **training_arguments(layer))
+        total = objective(y, weights, layer.losses)
+    total.backward()
+    return sum(storages.values())
+
+
+# The memory a backward pass holds, measured at 100,000 categories, over
+# the input's bytes, and the bound: twice the largest measured multiple,
+# room for another version's choices, yet far from any (categories x
+# categories) buffer, which would be 50,000 times the input.
+# - JAX: the compiled step's temporary bytes (under the suite's XLA
+#   flags), 2 to 5 times the input for a softmax, sparsemax, entmax or KL.
+# - torch: the storages autograd saves, which eager mode does not fuse: 3
+#   times for gumbel_softmax, up to 13.5 for entmax15 (its sort, cumulative
+#   sums and masks; a boolean mask counts a quarter).
+# The subset samplers keep one softmax per selected category for the
+# backward pass (the straight-through one, on JAX, also the sum of k
+# one-hot rows of the top-k indices): 3.5 k to 5 k times the input at
+# k = 4, bounded by 10 k.
+MEMORY_FIGURES = {"jax": temp_bytes, "torch": saved_for_backward_bytes}
+BYTES_PER_INPUT_BYTE = {"jax": 10, "torch": 28}
+SUBSET_BYTES_PER_INPUT_BYTE = 10 * SUBSET_SIZE
+needs_memory_figure = pytest.mark.skipif(
+    keras.backend.backend() not in MEMORY_FIGURES,
+    reason="an exact memory figure: XLA's memory analysis on JAX, the "
+    "saved tensors of autograd on torch",
 )
+
+
+@needs_memory_figure
 @pytest.mark.parametrize("case", list(CASES))
-def test_compiled_temporary_memory_is_a_small_multiple_of_the_input(case):
+def test_backward_memory_is_a_small_multiple_of_the_input(case):
+    backend = keras.backend.backend()
     input_bytes = inputs(LARGE)[0].nbytes
     multiple = (
-        SUBSET_TEMP_BYTES_PER_INPUT_BYTE
+        SUBSET_BYTES_PER_INPUT_BYTE
         if case.startswith("SubsetSampler")
-        else TEMP_BYTES_PER_INPUT_BYTE
+        else BYTES_PER_INPUT_BYTE[backend]
     )
-    assert temp_bytes(case, LARGE) <= multiple * input_bytes
+    assert MEMORY_FIGURES[backend](case, LARGE) <= multiple * input_bytes
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "jax",
-    reason="XLA's memory analysis of a compiled step: JAX only",
+# One case per path through the ops: the layers call these, and the test
+# above bounds every case at 100,000 categories. Each compiles twice more
+# on JAX, the bulk of this file's time.
+GROWTH_CASES = (
+    "ops.gumbel_softmax",
+    "ops.sparsemax",
+    "ops.entmax15",
+    "ops.entmax_bisect",
+    "ops.categorical_kl",
+    "CategoricalLatent(kl=relaxed)",
+    "SubsetSampler(straight_through)",
 )
-@pytest.mark.parametrize("case", list(CASES))
-def test_compiled_temporary_memory_grows_linearly_in_categories(case):
+
+
+@needs_memory_figure
+@pytest.mark.parametrize("case", GROWTH_CASES)
+def test_backward_memory_grows_linearly_in_categories(case):
     # Ten times the categories: about ten times the bytes (linear), with
     # room for the fixed buffers of small sizes; a quadratic term would
     # give about 100.
-    ratio = temp_bytes(case, LARGE) / temp_bytes(case, SMALL)
+    memory_figure = MEMORY_FIGURES[keras.backend.backend()]
+    ratio = memory_figure(case, LARGE) / memory_figure(case, SMALL)
     assert 5.0 <= ratio <= 20.0
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    return example_modules.load("latent_scaling")
+
+
+def test_the_slope_is_fitted_on_the_largest_sizes(benchmark):
+    sizes = [10, 100, 1000, 10_000]
+    # A fixed cost of 10, half the smallest size's figure, is left out;
+    # fitted on all four sizes, the slope would be 0.91.
+    linear = [10 + size for size in sizes]
+    slope = benchmark.log_log_slope(sizes, linear)
+    assert slope == pytest.approx(1.0, abs=0.03)
+    quadratic = [size**2 for size in sizes]
+    assert benchmark.log_log_slope(sizes, quadratic) == pytest.approx(2.0)
+    assert benchmark.log_log_slope(sizes, [1, 2, 0, 4]) is None
+    assert benchmark.log_log_slope([10], [1.0]) is None
+
+
+@pytest.mark.harness
+def test_a_tiny_run_measures_every_case_on_every_sweep(benchmark, tmp_path):
+    backend = keras.backend.backend()
+    status = benchmark.main(
+        [
+            "--backends",
+            backend,
+            "--num-categories",
+            "3",
+            "6",
+            "12",
+            "--category-base",
+            "1x2",
+            "--batch-sizes",
+            "2",
+            "4",
+            "--num-variables",
+            "1",
+            "3",
+            "--base",
+            "2x2x5",
+            "--repeats",
+            "1",
+            "--block-seconds",
+            "0.001",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
+    assert status == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["rows"]
+    assert len(rows) == len(benchmark.CASES) * (3 + 2 + 2)
+    for row in rows:
+        assert row["backend"] == backend
+        assert row["milliseconds"] > 0
+        batch, num_variables, num_categories = row["shape"]
+        assert row["input_bytes"] == 4 * batch * num_variables * num_categories
+    assert len(results["slopes"]) == len(benchmark.CASES) * 3
+    table = (tmp_path / "results.md").read_text()
+    assert table.count(f"| {backend} |") == len(benchmark.CASES) * (1 + 7)
+    assert (tmp_path / "scaling.png").stat().st_size > 0
