@@ -303,42 +303,36 @@ def test_the_slope_is_fitted_on_the_largest_sizes(benchmark):
 @pytest.mark.harness
 def test_a_tiny_run_measures_every_case_on_every_sweep(benchmark, tmp_path):
     backend = keras.backend.backend()
-    status = benchmark.main(
-        [
-            "--backends",
-            backend,
-            "--num-categories",
-            "3",
-            "6",
-            "12",
-            "--category-base",
-            "1x2",
-            "--batch-sizes",
-            "2",
-            "4",
-            "--num-variables",
-            "1",
-            "3",
-            "--base",
-            "2x2x5",
-            "--repeats",
-            "1",
-            "--block-seconds",
-            "0.001",
-            "--output-dir",
-            str(tmp_path),
-        ]
-    )
-    assert status == 0
+    # A layer with a KL loss, and one that takes flat logits.
+    cases = ["CategoricalLatent(kl=relaxed)", "GroupedSoftmax(sparsemax)"]
+    arguments = ["--backends", backend, "--cases", *cases]
+    arguments += ["--num-categories", "3", "6", "--category-base", "2x1"]
+    arguments += ["--batch-sizes", "2", "4", "--num-variables", "1", "2"]
+    arguments += ["--base", "2x1x3", "--repeats", "1"]
+    arguments += ["--block-seconds", "0.001", "--output-dir", str(tmp_path)]
+    assert benchmark.main(arguments) == 0
+
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["rows"]
-    assert len(rows) == len(benchmark.CASES) * (3 + 2 + 2)
+    sweeps = {"categories": [3, 6], "batch": [2, 4], "variables": [1, 2]}
+    expected = [
+        (case, sweep, size)
+        for case in cases
+        for sweep, sizes in sweeps.items()
+        for size in sizes
+    ]
+    assert [(row["case"], row["sweep"], row["size"]) for row in rows] == (
+        expected
+    )
     for row in rows:
         assert row["backend"] == backend
         assert row["milliseconds"] > 0
         batch, num_variables, num_categories = row["shape"]
         assert row["input_bytes"] == 4 * batch * num_variables * num_categories
-    assert len(results["slopes"]) == len(benchmark.CASES) * 3
+    # Shapes shared by two sweeps are measured once.
+    shared = [row for row in rows if row["shape"] == [2, 1, 3]]
+    assert len({row["milliseconds"] for row in shared}) == len(cases)
+    assert len(results["slopes"]) == len(cases) * len(sweeps)
     table = (tmp_path / "results.md").read_text()
-    assert table.count(f"| {backend} |") == len(benchmark.CASES) * (1 + 7)
+    assert table.count(f"| {backend} |") == len(cases) * (1 + len(rows) // 2)
     assert (tmp_path / "scaling.png").stat().st_size > 0
