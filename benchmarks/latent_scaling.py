@@ -450,7 +450,9 @@ def plot(rows, path):
     styles = ("-", "--", ":")
     for column, sweep in enumerate(SWEEPS):
         for backend, style in zip(backends, styles, strict=False):
-            for case in dict.fromkeys(row["case"] for row in rows):
+            cases = dict.fromkeys(row["case"] for row in rows)
+            # One color per case, one line style per backend.
+            for color, case in enumerate(cases):
                 points = [
                     row
                     for row in rows
@@ -466,13 +468,19 @@ def plot(rows, path):
                     sizes,
                     [row["milliseconds"] for row in points],
                     style,
+                    color=f"C{color}",
                     marker="o",
                     label=label,
                 )
                 memory = [row["memory_bytes"] / 1e6 for row in points]
                 if min(memory) > 0:
                     axes[1, column].plot(
-                        sizes, memory, style, marker="o", label=label
+                        sizes,
+                        memory,
+                        style,
+                        color=f"C{color}",
+                        marker="o",
+                        label=label,
                     )
         for row_index, quantity in enumerate(("CPU ms", "memory (MB)")):
             axis = axes[row_index, column]
