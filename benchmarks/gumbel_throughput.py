@@ -8,7 +8,7 @@ would write or call instead:
   softmax) and TensorFlow Probability's `RelaxedOneHotCategorical` (soft
   only: it has no straight-through sample), and both ours and the
   hand-written one again compiled with XLA (`jit_compile=True`), as Keras
-  compiles a TensorFlow training step by default;
+  compiles a TensorFlow training step on a GPU or TPU by default;
 - JAX: the one-liner `jax.nn.softmax((x + jax.random.gumbel(key, ...)) / t)`
   under `jax.jit`;
 - PyTorch: `torch.nn.functional.gumbel_softmax`.
@@ -245,8 +245,9 @@ def torch_candidates(logits, weights, hard, backward):
 
 
 # Each backend's ways of compiling, a row label and a builder each. Keras
-# trains TensorFlow models with XLA where every layer allows it (the
-# default `jit_compile="auto"`), so TensorFlow is timed both ways.
+# compiles a TensorFlow training step with XLA on a GPU or TPU (its
+# default `jit_compile="auto"`; not on a CPU), and with `jit_compile=True`,
+# so TensorFlow is timed both ways.
 CANDIDATE_BUILDERS = {
     "tensorflow": (
         ("tensorflow", tensorflow_candidates),

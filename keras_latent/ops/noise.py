@@ -58,12 +58,13 @@ def _tensorflow_uniform(shape, seed):
     Philox algorithm named, and under several replicas with the replica's
     index folded into the seed.
 
-    Keras draws with TensorFlow's `alg="auto_select"`, which under XLA on a
-    CPU (how Keras compiles a TensorFlow training step by default) costs
-    115 times Philox: 3.7 s against 32 ms for 8.4 million draws, measured
-    with one thread. Without XLA "auto_select" is Philox, so the draws are
-    those of `keras.random.uniform` with the same seed; with XLA they are
-    now the same as without.
+    Keras draws with TensorFlow's `alg="auto_select"`, which under XLA
+    (`jit_compile=True`, and Keras's default for TensorFlow on a GPU or
+    TPU) is another algorithm, and on a CPU costs 115 times Philox: 3.7 s
+    against 32 ms for 8.4 million draws, measured with one thread. Without
+    XLA "auto_select" is Philox, so the draws are those of
+    `keras.random.uniform` with the same seed; with XLA they are now the
+    same as without.
 
     Under a `tf.distribute` strategy every replica holds an equal copy of
     the seed state; `replica_id_in_sync_group` is the global index (across
