@@ -131,7 +131,7 @@ def _backward_functions(backend, operations, logits, direction):
         weights = tf.constant(direction)
 
         def compiled(operation):
-            @tf.function(jit_compile=True)
+            @tf.function(jit_compile=True, autograph=False)
             def gradient(x):
                 with tf.GradientTape() as tape:
                     tape.watch(x)

@@ -10,6 +10,7 @@ says how it maps a slice whose maximum is 0.
 
 import functools
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -117,6 +118,8 @@ def _threshold_by_sorting(x, threshold_of_largest, full_threshold):
         for size in PARTIAL_SORT_SIZES
         if row_size is not None and 4 * size <= row_size
     ]
+    if _traced_by_torch():
+        sizes = []
 
     def threshold_from(level):
         if level == len(sizes):
@@ -174,6 +177,9 @@ def sparsemax(x, axis=-1):
     `c_k` the sum of its first `k` entries, the support holds the `k` largest
     entries for the largest `k` with `1 + k * z_(k) > c_k`, and
     `tau = (c_k - 1) / k`. Sparsemax is the 2-entmax (see `entmax_bisect`).
+    On slices of 128 entries or more, only the 32 (then 128) largest are
+    sorted when every slice's support is among them, as the `k` argument
+    of the `entmax` package does; otherwise all are.
 
     The result does not change when a constant is added to a slice; the
     maximum is subtracted first, so logits of size 1e4 are exact. Entries of
@@ -183,10 +189,9 @@ def sparsemax(x, axis=-1):
 
     Gradients are exact almost everywhere: the Jacobian on the support `S`
     is `diag(s) - s s^T / |S|`, with `s` the indicator of `S`, and zero
-    elsewhere. The threshold is found without gradient, then recomputed
-    from the entries in the support, through which autodiff gives that
-    Jacobian. The computation runs in float32; the result has the dtype of
-    `x`.
+    elsewhere. Autodiff through the threshold, a function of the entries
+    in the support, gives that Jacobian. The computation runs in float32;
+    the result has the dtype of `x`.
 
     Args:
         x: float tensor of any rank >= 1.
@@ -256,6 +261,8 @@ def entmax15(x, axis=-1):
     `sum_S (x_i / 2 - tau) ** 2 = 1`, that is `mean_S - sqrt((1 - ss_S) / k)`
     with `ss_S` the sum of squared deviations from the mean `mean_S`; the
     support is the largest `k` whose root is at most its `k`-th entry.
+    As for `sparsemax`, slices of 128 entries or more are sorted only in
+    part where the supports allow.
 
     The result does not change when a constant is added to a slice; the
     maximum is subtracted first, so logits of size 1e4 are exact. Entries of
@@ -430,9 +437,9 @@ def _bisect(low, width, exponent, x, n_iter):
     halving the width can no longer move `low` in float32 (`low + width / 2
     == low` in every row; rounding is monotone, so no later halving could):
     the result is that of all `n_iter` halvings, after about 25 instead of
-    50 when the threshold is near -1. No gradient flows through it; the
-    callers give theirs in closed form. `exponent` is a Python number or a
-    tensor of one per row.
+    50 when the threshold is near -1 (but see `_traced_by_torch`). No
+    gradient flows through it; the callers give theirs in closed form.
+    `exponent` is a Python number or a tensor of one per row.
     """
     low, width, x = (ops.stop_gradient(value) for value in (low, width, x))
     if isinstance(exponent, (int, float)):
@@ -441,8 +448,32 @@ def _bisect(low, width, exponent, x, n_iter):
     else:
         state = (low, width, x, ops.stop_gradient(exponent))
         halve = _halve_by_exponent
-    low, *_ = ops.while_loop(_can_move, halve, state, maximum_iterations=n_iter)
+    if _traced_by_torch():
+        low, *_ = ops.fori_loop(
+            0, n_iter, lambda _, state: halve(*state), state
+        )
+    else:
+        low, *_ = ops.while_loop(
+            _can_move, halve, state, maximum_iterations=n_iter
+        )
     return low, width * 0.5**n_iter
+
+
+def _traced_by_torch():
+    """Whether PyTorch is tracing the computation (`torch.jit.trace`,
+    `torch.export`, `torch.compile`, and so ONNX export).
+
+    A tracer records Python control flow once: a branch or a loop count
+    that depends on the values would be frozen at those of the example
+    input. The other backends trace `ops.cond` and `ops.while_loop` as
+    such; under a PyTorch tracer the threshold takes the static paths (a
+    full sort, every halving).
+    """
+    if keras.config.backend() != "torch":
+        return False
+    import torch
+
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def _can_move(low, width, *_):
