@@ -8,8 +8,6 @@ gives zeros; a slice holding NaN or `+inf` gives NaN. Each normalizer only
 says how it maps a slice whose maximum is 0.
 """
 
-import functools
-
 import keras
 import numpy as np
 from keras import ops
@@ -491,7 +489,6 @@ def _halve_by_exponent(low, width, x, exponent):
     return ops.where(mass >= 1.0, middle, low), width, x, exponent
 
 
-@functools.lru_cache(maxsize=None)
 def _halving(exponent):
     """One bisection step for the entmax threshold with a fixed `exponent`.
 
@@ -514,7 +511,12 @@ def _halving(exponent):
         mass = ops.sum(power(ops.relu(x - middle)), axis=-1, keepdims=True)
         return ops.where(mass >= 1.0, middle, low), width, x
 
-    return halve
+    return _HALVINGS.setdefault(exponent, halve)
+
+
+# `_halving`'s steps by exponent (a dict, not `functools.lru_cache`, which
+# `torch.compile` warns it cannot see through).
+_HALVINGS = {}
 
 
 def _entmax_bisect_rows(x, x_max, alpha, n_iter):
