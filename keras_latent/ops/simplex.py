@@ -116,7 +116,7 @@ def _threshold_by_sorting(x, threshold_of_largest, full_threshold):
         for size in PARTIAL_SORT_SIZES
         if row_size is not None and 4 * size <= row_size
     ]
-    if _traced_by_torch():
+    if _static_control_flow(x):
         sizes = []
 
     def threshold_from(level):
@@ -457,15 +457,22 @@ def _bisect(low, width, exponent, x, n_iter):
     return low, width * 0.5**n_iter
 
 
+def _static_control_flow(x):
+    """Whether the threshold of `x` must be found without branching on its
+    values: `x` is symbolic (a Keras functional model cannot hold the
+    closures of `ops.cond`), or PyTorch traces it (see `_traced_by_torch`).
+    """
+    return isinstance(x, keras.KerasTensor) or _traced_by_torch()
+
+
 def _traced_by_torch():
     """Whether PyTorch is tracing the computation (`torch.jit.trace`,
     `torch.export`, `torch.compile`, and so ONNX export).
 
-    A tracer records Python control flow once: a branch or a loop count
-    that depends on the values would be frozen at those of the example
-    input. The other backends trace `ops.cond` and `ops.while_loop` as
-    such; under a PyTorch tracer the threshold takes the static paths (a
-    full sort, every halving).
+    A tracer records Python control flow once, so a branch or a loop count
+    would be frozen at those of the example input; there the threshold
+    takes its static paths (a full sort, every halving). The other backends
+    trace `ops.cond` and `ops.while_loop` as such.
     """
     if keras.config.backend() != "torch":
         return False
