@@ -33,9 +33,9 @@ MAX_LOG_WEIGHT = 60.0
 FINE_BRACKET = 2.0**-22
 FINE_ITERATIONS = 30
 # The sizes of the partial sorts (top-k) that sparsemax and entmax15 try,
-# in turn, before a full sort (see `_threshold_by_sorting`). On one CPU
-# thread a partial sort of 32 of 512 entries costs a fifth (PyTorch) to a
-# ninth (XLA) of the full sort, one of 128 about a third.
+# in turn, before a full sort, on PyTorch (see `_threshold_by_sorting`).
+# On one CPU thread a partial sort of 32 of 512 entries costs a fifth of
+# the full sort, one of 128 about a third.
 PARTIAL_SORT_SIZES = (32, 128)
 
 
@@ -108,7 +108,7 @@ def _threshold_by_sorting(x, threshold_of_largest, full_threshold):
     `full_threshold(x)` sorts every entry. The choice is one for all rows,
     so no row is ever solved from too few entries. Like the `k` argument
     of the `entmax` package, but without a gather of the unsolved rows,
-    which XLA cannot compile.
+    whose shape would depend on the values.
     """
     row_size = x.shape[-1]
     sizes = [
@@ -116,7 +116,12 @@ def _threshold_by_sorting(x, threshold_of_largest, full_threshold):
         for size in PARTIAL_SORT_SIZES
         if row_size is not None and 4 * size <= row_size
     ]
-    if _static_control_flow(x):
+    if keras.config.backend() != "torch" or _static_control_flow(x):
+        # XLA (JAX, TensorFlow) compiles `ops.cond` but on a CPU the full
+        # sort of the untaken branch still costs its whole time (1024 rows
+        # of 512: the threshold from the top 32 takes 5 ms alone, 33 ms
+        # with the conditional sort beside it), so there a partial sort
+        # would only add its own cost.
         sizes = []
 
     def threshold_from(level):
@@ -175,9 +180,9 @@ def sparsemax(x, axis=-1):
     `c_k` the sum of its first `k` entries, the support holds the `k` largest
     entries for the largest `k` with `1 + k * z_(k) > c_k`, and
     `tau = (c_k - 1) / k`. Sparsemax is the 2-entmax (see `entmax_bisect`).
-    On slices of 128 entries or more, only the 32 (then 128) largest are
-    sorted when every slice's support is among them, as the `k` argument
-    of the `entmax` package does; otherwise all are.
+    On PyTorch, slices of 128 entries or more are sorted only in part (the
+    32, then 128, largest) when every slice's support is among them, as
+    with the `k` argument of the `entmax` package; otherwise in full.
 
     The result does not change when a constant is added to a slice; the
     maximum is subtracted first, so logits of size 1e4 are exact. Entries of
@@ -259,8 +264,8 @@ def entmax15(x, axis=-1):
     `sum_S (x_i / 2 - tau) ** 2 = 1`, that is `mean_S - sqrt((1 - ss_S) / k)`
     with `ss_S` the sum of squared deviations from the mean `mean_S`; the
     support is the largest `k` whose root is at most its `k`-th entry.
-    As for `sparsemax`, slices of 128 entries or more are sorted only in
-    part where the supports allow.
+    As for `sparsemax`, on PyTorch slices of 128 entries or more are sorted
+    only in part where the supports allow.
 
     The result does not change when a constant is added to a slice; the
     maximum is subtracted first, so logits of size 1e4 are exact. Entries of

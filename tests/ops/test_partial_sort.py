@@ -1,9 +1,10 @@
 """Sparsemax and entmax15 on rows long enough for a partial sort.
 
-On rows of 128 or more entries the threshold comes from the 32 (then 128)
-largest entries when every row's support is among them, and from a full
-sort otherwise (`keras_latent.ops.simplex.PARTIAL_SORT_SIZES`). Values and
-gradients are checked against the float64 references on both paths.
+On PyTorch, on rows of 128 or more entries the threshold comes from the 32
+(then 128) largest entries when every row's support is among them, and from
+a full sort otherwise (`keras_latent.ops.simplex.PARTIAL_SORT_SIZES`); the
+other backends always sort in full. Values and gradients are checked
+against the float64 references on both paths.
 """
 
 import keras
