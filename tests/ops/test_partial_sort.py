@@ -1,6 +1,6 @@
 """Sparsemax and entmax15 on rows long enough for a partial sort.
 
-On PyTorch, on rows of 128 or more entries the threshold comes from the 32
+On PyTorch, on rows of 256 or more entries the threshold comes from the 64
 (then 128) largest entries when every row's support is among them, and from
 a full sort otherwise (`keras_latent.ops.simplex.PARTIAL_SORT_SIZES`); the
 other backends always sort in full. Values and gradients are checked
@@ -15,10 +15,10 @@ from keras_latent import ops as latent_ops
 from tests import references
 from tests.ops import sparse_gradients
 
-ROW_SIZE = 128
+ROW_SIZE = 256
 NORMALIZERS = {
     # name: (op, reference, a scale of standard normal logits that gives
-    # supports of 32 to 128 of 512 entries)
+    # supports of 64 to 128 of 512 entries)
     "sparsemax": (latent_ops.sparsemax, references.sparsemax, 0.03),
     "entmax15": (latent_ops.entmax15, references.entmax15, 0.3),
 }
@@ -43,7 +43,7 @@ def small_supports(rng):
     entries; one row has fewer finite entries than the partial sort."""
     x = (4.0 * rng.normal(size=(6, ROW_SIZE))).astype("float32")
     x[1, ::3] = -np.inf
-    x[2, 20:] = -np.inf
+    x[2, 40:] = -np.inf
     return x
 
 
@@ -69,14 +69,14 @@ def tied_supports(size):
     [
         (small_supports, True),
         (one_large_support, False),
-        (lambda rng: tied_supports(31), True),
-        (lambda rng: tied_supports(32), False),
+        (lambda rng: tied_supports(63), True),
+        (lambda rng: tied_supports(64), False),
     ],
-    ids=["small_supports", "one_large_support", "tied_31", "tied_32"],
+    ids=["small_supports", "one_large_support", "tied_63", "tied_64"],
 )
 def test_values_and_gradients_match_the_references(rng, name, inputs, partial):
     x = inputs(rng)
-    assert (largest_support(name, x) < 32) == partial
+    assert (largest_support(name, x) < 64) == partial
     cotangent = rng.normal(size=x.shape).astype("float32")
     value, gradient = sparse_gradients.value_and_gradient(
         NORMALIZERS[name][0], x, cotangent
@@ -106,10 +106,10 @@ def test_compiled_partial_and_full_sorts_match_the_references(rng, name):
 
 @pytest.mark.parametrize("name", list(NORMALIZERS))
 def test_rows_of_512_use_the_larger_partial_sort(rng, name):
-    # Supports of more than 32 entries but fewer than 128.
+    # Supports of more than 64 entries but fewer than 128.
     scale = NORMALIZERS[name][2]
     x = (scale * rng.normal(size=(4, 512))).astype("float32")
-    assert 32 < largest_support(name, x) < 128
+    assert 64 < largest_support(name, x) < 128
     np.testing.assert_allclose(
         sparse_gradients.value_and_gradient(
             NORMALIZERS[name][0], x, np.zeros_like(x)
