@@ -27,8 +27,8 @@ True)`, as Keras compiles a training step; PyTorch runs eagerly, as Keras
 trains on it. The ratio of a JAX or TensorFlow op to the `entmax` package
 compares medians of two processes.
 
-The logits are standard normal: with them sparsemax keeps about 1 to 2
-percent of 512 entries, entmax15 about 10 percent.
+The logits are standard normal: with them sparsemax keeps about 4 of 512
+entries (at most 11 in 1024 rows), entmax15 about 17 (at most 36).
 """
 
 import argparse
