@@ -131,3 +131,24 @@ def test_a_functional_model_on_long_rows_matches_the_reference(rng, name):
     np.testing.assert_allclose(
         model.predict(x, verbose=0), NORMALIZERS[name][1](x), atol=1e-6
     )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="a PyTorch tracer"
+)
+@pytest.mark.parametrize("name", list(NORMALIZERS))
+def test_a_trace_from_small_supports_serves_large_ones(rng, name):
+    # `torch.jit.trace` records one path; traced on rows that a partial
+    # sort solves, it must still solve rows that need the full sort.
+    import torch
+
+    traced = torch.jit.trace(
+        NORMALIZERS[name][0], torch.from_numpy(small_supports(rng))
+    )
+    x = one_large_support(rng)
+    np.testing.assert_allclose(
+        traced(torch.from_numpy(x)).numpy(),
+        NORMALIZERS[name][1](x),
+        rtol=0,
+        atol=1e-6,
+    )
