@@ -16,6 +16,9 @@ as medians over the seeds with their range.
     python benchmarks/compare_categorical_vae.py --dataset fashion_mnist \
         --epochs 10 --seeds 3
 
+`--dtype-policy mixed_float16` (or `mixed_bfloat16`) trains keras-latent's
+runs under that Keras dtype policy; the baselines stay in float32.
+
 Seconds per epoch are the median over epochs 2 and later (the first epoch
 includes compilation), training only: the test pass after each epoch is not
 counted, on either side.
@@ -59,6 +62,8 @@ def keras_run(backend, args, seed, output_dir):
             # which the PyTorch baseline measures; skip the costly bound.
             "--eval-samples",
             "1",
+            "--dtype-policy",
+            args.dtype_policy,
         ],
         environment,
     )
@@ -186,6 +191,12 @@ def main(argv=None):
     )
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
     parser.add_argument("--output-json", help="also write the rows here")
+    parser.add_argument(
+        "--dtype-policy",
+        default="float32",
+        choices=("float32", "mixed_float16", "mixed_bfloat16"),
+        help="the Keras dtype policy of keras-latent's runs",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -211,7 +222,7 @@ def main(argv=None):
     print()
     print(
         f"Categorical VAE, {args.dataset}, {args.epochs} epochs, "
-        f"seeds 0-{args.seeds - 1}"
+        f"seeds 0-{args.seeds - 1}, keras-latent under {args.dtype_policy}"
     )
     print(
         "| implementation | test -ELBO (nats), mean ± sd | "

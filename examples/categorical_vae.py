@@ -28,6 +28,8 @@ Run it with the backend of your choice (`--help` lists the options):
 
 `--distribute` trains data-parallel on every device (see
 `examples/data_parallel.py` and the README's "Data-parallel training").
+`--dtype-policy mixed_float16` or `mixed_bfloat16` trains in mixed
+precision (see `examples/mixed_precision.py`).
 
 It writes `metrics.json`, `reconstructions.png`, `samples.png` and
 `model.keras` to the output directory.
@@ -43,6 +45,7 @@ import time
 import data_parallel
 import image_datasets
 import keras
+import mixed_precision
 import numpy as np
 
 import keras_latent
@@ -87,7 +90,9 @@ def build_model(
     hidden = keras.layers.Flatten()(latent_sample)
     hidden = keras.layers.Dense(256, activation="relu")(hidden)
     hidden = keras.layers.Dense(512, activation="relu")(hidden)
-    pixel_logits = keras.layers.Dense(num_pixels)(hidden)
+    pixel_logits = keras.layers.Dense(
+        num_pixels, dtype=mixed_precision.OUTPUT_DTYPE
+    )(hidden)
     decoder = keras.Model(latent_sample, pixel_logits, name="decoder")
 
     score_function = estimator == "reinforce_loo"
@@ -204,9 +209,10 @@ def temperature_schedule(total_steps, initial, minimum):
 ## Recording each epoch
 
 Keras prints the epoch's losses; this callback keeps them for
-`metrics.json`, with the training seconds and the temperature of the
-epoch's last training step (the schedule at the layer's saved step
-counter, which counts the training steps).
+`metrics.json`, with the training seconds (elapsed, and the process's CPU
+seconds, which other programs on the machine inflate less) and the
+temperature of the epoch's last training step (the schedule at the
+layer's saved step counter, which counts the training steps).
 """
 
 
@@ -217,12 +223,14 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
+        self.start_cpu = time.process_time()
         self.training_seconds = None
 
     def on_test_begin(self, logs=None):
         # The test pass of `fit` starts here: the rest was training.
         if self.training_seconds is None:
             self.training_seconds = time.perf_counter() - self.start
+            self.training_cpu_seconds = time.process_time() - self.start_cpu
 
     def on_epoch_end(self, epoch, logs=None):
         latent = self.model.get_layer("latent")
@@ -237,6 +245,7 @@ class EpochRecorder(keras.callbacks.Callback):
                 "test_kl": float(logs["val_latent_kl"]),
                 "temperature": float(keras.ops.convert_to_numpy(temperature)),
                 "seconds": self.training_seconds,
+                "cpu_seconds": self.training_cpu_seconds,
             }
         )
 
@@ -428,6 +437,7 @@ def parse_arguments(argv):
         "epoch",
     )
     data_parallel.add_arguments(parser)
+    mixed_precision.add_arguments(parser)
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "eval_samples"):
         if getattr(args, name) < 1:
@@ -477,12 +487,13 @@ def main(argv=None):
     args.output_dir = engine.output_dir(args.output_dir)
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
+    keras.config.set_dtype_policy(args.dtype_policy)
     num_variables, num_categories = args.latent
     print(
         f"Categorical VAE on {args.dataset} ({len(x_train)} training and "
         f"{len(x_test)} test images), latent {num_variables}x{num_categories}, "
         f"estimator {args.estimator}, backend {keras.backend.backend()}, "
-        f"{engine.name}"
+        f"{engine.name}, dtype policy {args.dtype_policy}"
     )
 
     total_steps = args.epochs * math.ceil(len(x_train) / args.batch_size)
@@ -561,6 +572,7 @@ def main(argv=None):
         "num_samples": args.num_samples,
         "seed": args.seed,
         "batch_size": args.batch_size,
+        "dtype_policy": args.dtype_policy,
         "temperature_schedule": {
             "initial": schedule.initial,
             "minimum": schedule.minimum,
@@ -573,6 +585,9 @@ def main(argv=None):
         "test_neg_iw_bound": test_neg_iw_bound,
         "iw_bound_seconds": iw_seconds,
         "seconds_per_epoch": [record["seconds"] for record in recorder.history],
+        "cpu_seconds_per_epoch": [
+            record["cpu_seconds"] for record in recorder.history
+        ],
         "reload_max_abs_difference": max_difference,
         "history": recorder.history,
     }
