@@ -69,6 +69,7 @@ if EXAMPLES_DIR not in sys.path:
 
 import hidden_softmax  # noqa: E402
 import image_datasets  # noqa: E402
+import training_timer  # noqa: E402
 
 NUM_HIDDEN_LAYERS = hidden_softmax.NUM_HIDDEN_LAYERS
 LEARNING_RATE = hidden_softmax.LEARNING_RATE
@@ -187,8 +188,9 @@ an otherwise idle machine.
 """
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """Keeps each epoch's figures and prints the test accuracy on one line."""
+class EpochRecorder(training_timer.TrainingTimer):
+    """Keeps each epoch's figures and prints the test accuracy on one line;
+    its training seconds are `seconds`."""
 
     def __init__(self, label):
         super().__init__()
@@ -196,26 +198,15 @@ class EpochRecorder(keras.callbacks.Callback):
         self.test_accuracy = []
         self.train_loss = []
         self.train_cross_entropy = []
-        self.seconds = []
 
     def on_train_begin(self, logs=None):
         print(f"{self.label}: test accuracy by epoch", end="", flush=True)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-        self.training_seconds = None
-
-    def on_test_begin(self, logs=None):
-        # The test pass that `fit` runs after each epoch starts here: what
-        # came before it is the training time of the epoch.
-        if self.training_seconds is None:
-            self.training_seconds = time.perf_counter() - self.start
-
     def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
         self.test_accuracy.append(float(logs["val_accuracy"]))
         self.train_loss.append(float(logs["loss"]))
         self.train_cross_entropy.append(float(logs["cross_entropy"]))
-        self.seconds.append(self.training_seconds)
         print(f" {self.test_accuracy[-1]:.3f}", end="", flush=True)
 
     def on_train_end(self, logs=None):

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -35,6 +34,7 @@ if EXAMPLES_DIR not in sys.path:
 import categorical_vae  # noqa: E402
 import image_datasets  # noqa: E402
 import keras  # noqa: E402
+import training_timer  # noqa: E402
 from keras import ops  # noqa: E402
 
 BATCH_SIZE = 100
@@ -111,25 +111,6 @@ def build_model(num_pixels, schedule, seed):
     return keras.Model(images, pixel_logits)
 
 
-class EpochSeconds(keras.callbacks.Callback):
-    """The training seconds of each epoch, the test pass left out."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-        self.training_seconds = None
-
-    def on_test_begin(self, logs=None):
-        if self.training_seconds is None:
-            self.training_seconds = time.perf_counter() - self.start
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(self.training_seconds)
-
-
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -157,7 +138,7 @@ def main(argv=None):
         optimizer=keras.optimizers.Adam(LEARNING_RATE),
         loss=summed_binary_crossentropy,
     )
-    timer = EpochSeconds()
+    timer = training_timer.TrainingTimer()
     history = model.fit(
         x_train,
         x_train,
@@ -175,6 +156,7 @@ def main(argv=None):
         "train_loss": [round(loss, 4) for loss in history.history["loss"]],
         "test_neg_elbo": round(history.history["val_loss"][-1], 4),
         "seconds_per_epoch": [round(s, 3) for s in timer.seconds],
+        "cpu_seconds_per_epoch": [round(s, 3) for s in timer.cpu_seconds],
     }
     line = json.dumps(summary)
     print(line)
