@@ -209,16 +209,18 @@ def temperature_schedule(total_steps, initial, minimum):
     )
 
 
-def steps_per_execution(steps_per_epoch):
+def steps_per_execution(steps_per_epoch, engine):
     """Training steps per call from Python into the compiled step.
 
     Running several steps per call saves Keras's per-step overhead: a
     12 to 15% lower CPU time per step on JAX and TensorFlow (digits, 15
     steps per epoch run in one call; measured 2026-11-30). Keras's PyTorch
-    trainer takes one step per call only. The schedules read the layer's
-    step counter, which counts every step either way.
+    trainer takes one step per call only, and Keras's TensorFlow trainer
+    fails to run several under `tf.distribute` (a placeholder left unfed
+    in its multi-step loop, Keras 3.15): one there too. The schedules read
+    the layer's step counter, which counts every step either way.
     """
-    if keras.backend.backend() == "torch":
+    if keras.backend.backend() == "torch" or engine.num_replicas > 1:
         return 1
     return max(1, min(MAX_STEPS_PER_EXECUTION, steps_per_epoch))
 
@@ -522,7 +524,7 @@ def main(argv=None):
             optimizer=keras.optimizers.Adam(1e-3),
             loss=keras_latent.losses.SummedBinaryCrossentropy(from_logits=True),
             steps_per_execution=steps_per_execution(
-                math.ceil(len(train_images) / batch_size)
+                math.ceil(len(train_images) / batch_size), engine
             ),
         )
         recorder = EpochRecorder()
