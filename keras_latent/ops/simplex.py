@@ -248,7 +248,11 @@ def sparsemax(x, axis=-1):
     `tau = (c_k - 1) / k`. Sparsemax is the 2-entmax (see `entmax_bisect`).
     On PyTorch, slices of 256 entries or more are sorted only in part (the
     64, then 128, largest) when every slice's support is among them, as
-    with the `k` argument of the `entmax` package; otherwise in full.
+    with the `k` argument of the `entmax` package; otherwise in full. On
+    JAX and TensorFlow, whose sort is slow on CPU, the support is found by
+    bisection instead and `tau` recomputed from it as above; an entry
+    within float32 resolution of `tau` may then fall on either side, with
+    an output of about 1e-7 or less.
 
     The result does not change when a constant is added to a slice; the
     maximum is subtracted first, so logits of size 1e4 are exact. Entries of
@@ -342,7 +346,8 @@ def entmax15(x, axis=-1):
     with `ss_S` the sum of squared deviations from the mean `mean_S`; the
     support is the largest `k` whose root is at most its `k`-th entry.
     As for `sparsemax`, on PyTorch slices of 256 entries or more are sorted
-    only in part where the supports allow.
+    only in part where the supports allow, and on JAX and TensorFlow the
+    support is found by bisection, then `tau` recomputed from it.
 
     The result does not change when a constant is added to a slice; the
     maximum is subtracted first, so logits of size 1e4 are exact. Entries of
@@ -379,9 +384,7 @@ def entmax15(x, axis=-1):
 def _entmax15_rows(x, x_max, by_bisection=None):
     x = ops.maximum((x - x_max) / 2.0, SUPPORT_FLOOR)
     if _bisects_support(by_bisection):
-        threshold = _entmax15_threshold_on_support(
-            x, _bisected_support(x, 2.0)
-        )
+        threshold = _entmax15_threshold_on_support(x, _bisected_support(x, 2.0))
     else:
         threshold = _threshold_by_sorting(
             x, _entmax15_threshold_of_sorted, _entmax15_full_threshold
