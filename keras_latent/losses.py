@@ -492,7 +492,7 @@ class EntmaxBisectLoss(_FenchelYoungLoss):
     `alpha > 1`, once the label's logit leads all others by
     `1 / (alpha - 1)`), and its gradient is `entmax_bisect(z, alpha) - y`.
     `alpha=2` is `SparsemaxLoss`, `alpha=1.5` is `Entmax15Loss` (which finds
-    the threshold exactly by sorting), and `alpha=1` is the softmax
+    the threshold exactly from its support), and `alpha=1` is the softmax
     cross-entropy minus the entropy of the labels (so, for one-hot labels,
     `SparseCategoricalCrossentropy(from_logits=True)`): `alpha` moves
     continuously from dense to sparse predictions. Predict with

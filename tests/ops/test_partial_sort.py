@@ -3,8 +3,9 @@
 On PyTorch, on rows of 256 or more entries the threshold comes from the 64
 (then 128) largest entries when every row's support is among them, and from
 a full sort otherwise (`keras_latent.ops.simplex.PARTIAL_SORT_SIZES`); the
-other backends always sort in full. Values and gradients are checked
-against the float64 references on both paths.
+other backends find the support by bisection (see
+`test_support_bisection.py`). Values and gradients are checked against the
+float64 references on both paths.
 """
 
 import keras
@@ -123,7 +124,8 @@ def test_rows_of_512_use_the_larger_partial_sort(rng, name):
 @pytest.mark.parametrize("name", list(NORMALIZERS))
 def test_a_functional_model_on_long_rows_matches_the_reference(rng, name):
     # On a symbolic input the threshold cannot branch on the values (a
-    # functional model cannot hold the branches); it sorts every entry.
+    # functional model cannot hold the branches); on PyTorch it sorts
+    # every entry.
     inputs = keras.Input((ROW_SIZE,))
     model = keras.Model(inputs, NORMALIZERS[name][0](inputs))
     x = small_supports(rng)[:, :ROW_SIZE]
