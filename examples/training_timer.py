@@ -37,5 +37,18 @@ class TrainingTimer(keras.callbacks.Callback):
         self._start = None
 
     def _elapsed(self):
+        self._wait_for_training()
         start, start_cpu = self._start
         return time.perf_counter() - start, time.process_time() - start_cpu
+
+    def _wait_for_training(self):
+        """Waits until the training steps already launched are done.
+
+        JAX runs them asynchronously: `fit` can reach the test pass while
+        the last steps still compute, and a clock read then would leave
+        them out. The optimizer's step count is an output of the last
+        step; reading it waits for that step (once per epoch).
+        """
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            keras.ops.convert_to_numpy(optimizer.iterations)
