@@ -20,14 +20,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-if keras.backend.backend() == "torch":
-    import torch
-
-    # `make test` runs one pytest worker per core; PyTorch's own threads on
-    # top of them only contend (the mixed-precision VAE test took 95 s of
-    # CPU with two threads per worker, 25 s with one).
-    torch.set_num_threads(1)
-
 # The benchmarks' harness logic (loops, tables, verdicts) does not depend on
 # the backend, and the layers and ops they drive are tested under every
 # backend; their end-to-end runs go under one backend, the quickest to

@@ -234,6 +234,10 @@ def torch_rank_samples(rank, port):
             "reproducible": bool(np.array_equal(*draws)),
         }
         print(json.dumps(results), flush=True)
+    # A rank's interpreter can hang at exit after the group is destroyed
+    # (seen with gloo on CPU, the parent then waiting until its timeout):
+    # everything is measured and printed, so leave at once.
+    os._exit(0)
 
 
 def torch_main():

@@ -416,6 +416,9 @@ def check_losses(case):
         )
 
 
+MIXED_PRECISION_SEED = 5
+
+
 def rounded_inputs(case, dtype):
     """The case's inputs rounded to `dtype`, as float32 NumPy arrays."""
     return keras.tree.map_structure(
@@ -427,6 +430,12 @@ def rounded_inputs(case, dtype):
 def check_mixed_precision(case, policy):
     compute_dtype = keras.DTypePolicy(policy).compute_dtype
     tolerance = case.mixed_precision_roundoffs * UNIT_ROUNDOFF[compute_dtype]
+    # The weights come from a fixed seed, whatever the worker ran before: a
+    # sparse normalizer's output jumps where a half-precision score crosses
+    # its threshold, so the roundoff bound holds for given weights, not for
+    # any (a sparsemax attention case failed it once under another order
+    # of the tests).
+    keras.utils.set_random_seed(MIXED_PRECISION_SEED)
     reference = case.make_layer()
     layer = case.make_layer(dtype=policy)
     case.call(reference, case.symbolic_inputs())
