@@ -35,22 +35,17 @@ import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
+import backend_workers
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_SHAPES = ((100, 30, 10), (1024, 64, 128))
 TEMPERATURE = 0.5
-# One thread per framework: the CPU time of a process is then the time of
-# the computation, whatever else the machine runs.
-SINGLE_THREAD_XLA_FLAGS = (
-    "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
 PASSES = ("forward", "forward+backward")
 VARIANTS = ("soft", "hard")
 
@@ -476,28 +471,14 @@ def child_command(backend, args, json_path):
 
 def run_backend(backend, args):
     """Runs one backend in its own process; returns its rows."""
-    environment = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-        ),
-    }
-    if args.clock == "cpu":
-        environment["XLA_FLAGS"] = SINGLE_THREAD_XLA_FLAGS
-        environment["OMP_NUM_THREADS"] = "1"
     with tempfile.TemporaryDirectory() as directory:
         json_path = pathlib.Path(directory) / "rows.json"
-        print(f"== {backend}", flush=True)
-        subprocess.run(
+        return backend_workers.run_worker(
+            backend,
             child_command(backend, args, json_path),
-            env=environment,
-            check=True,
-            cwd=ROOT,
+            json_path,
+            single_thread=args.clock == "cpu",
         )
-        with open(json_path) as file:
-            return json.load(file)
 
 
 def main(argv=None):

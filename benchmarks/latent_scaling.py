@@ -44,15 +44,14 @@ Writes `results.md`, `results.json` and `scaling.png` to `--output-dir`.
 import argparse
 import inspect
 import json
-import os
 import pathlib
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
+import backend_workers
 import gumbel_throughput
 import numpy as np
 
@@ -627,30 +626,11 @@ def child_command(backend, args, json_path):
 
 def run_backend(backend, args):
     """Runs one backend in its own process, on one thread; its rows."""
-    environment = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "XLA_FLAGS": gumbel_throughput.SINGLE_THREAD_XLA_FLAGS,
-        "OMP_NUM_THREADS": "1",
-        # TensorFlow fixes its thread pools once, before the first op.
-        "TF_NUM_INTRAOP_THREADS": "1",
-        "TF_NUM_INTEROP_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-        ),
-    }
     with tempfile.TemporaryDirectory() as directory:
         json_path = pathlib.Path(directory) / "rows.json"
-        print(f"== {backend}", flush=True)
-        subprocess.run(
-            child_command(backend, args, json_path),
-            env=environment,
-            check=True,
-            cwd=ROOT,
+        return backend_workers.run_worker(
+            backend, child_command(backend, args, json_path), json_path
         )
-        with open(json_path) as file:
-            return json.load(file)
 
 
 def main(argv=None):

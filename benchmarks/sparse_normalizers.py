@@ -33,14 +33,13 @@ entries (at most 11 in 1024 rows), entmax15 about 17 (at most 36).
 
 import argparse
 import json
-import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
+import backend_workers
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -55,16 +54,9 @@ TRAIN_INPUTS = 64
 TRAIN_CLASSES = 10
 OP_GOAL = 1.0
 HIDDEN_STEP_GOAL = 1.5
-# One thread in each process: XLA's CPU client (JAX, TensorFlow's XLA) by
-# this flag, PyTorch and TensorFlow by their own settings (`_one_thread`).
-SINGLE_THREAD_ENVIRONMENT = {
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
-    "intra_op_parallelism_threads=1",
-    "OMP_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-}
+# One thread in each process: the worker's environment
+# (`backend_workers.run_worker`), and PyTorch and TensorFlow by their own
+# settings too (`_one_thread`).
 
 
 def _one_thread(backend):
@@ -349,17 +341,6 @@ def markdown_table(summary, shapes):
 
 def run_backend(backend, args, output_json):
     """Runs this script's `--worker` for `backend` in a fresh process."""
-    # The worker imports the keras_latent of this checkout, not whichever
-    # one is installed.
-    python_path = os.pathsep.join(
-        filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))
-    )
-    environment = {
-        **os.environ,
-        **SINGLE_THREAD_ENVIRONMENT,
-        "KERAS_BACKEND": backend,
-        "PYTHONPATH": python_path,
-    }
     command = [
         sys.executable,
         str(pathlib.Path(__file__).resolve()),
@@ -370,10 +351,7 @@ def run_backend(backend, args, output_json):
         "--scale",
         str(args.scale),
     ]
-    print("$ KERAS_BACKEND=" + backend, " ".join(command[1:]), flush=True)
-    subprocess.run(command, env=environment, check=True, cwd=ROOT)
-    with open(output_json) as file:
-        return json.load(file)
+    return backend_workers.run_worker(backend, command, output_json)
 
 
 def scaled_shapes(scale):

@@ -35,7 +35,6 @@ import math
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT / "examples") not in sys.path:
     sys.path.insert(0, str(ROOT / "examples"))
 
+import backend_workers  # noqa: E402
 import output_files  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -57,16 +57,6 @@ OPS = (
 MODES = ("forward", "forward_backward")
 TEMPERATURE = 0.5
 OUTPUT_FILES = ("results.json", "results.md")
-# One thread everywhere: the figures compare the ops, not the parallelism.
-SINGLE_THREAD_ENVIRONMENT = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
-    "intra_op_parallelism_threads=1",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-}
 
 
 def parse_case(text):
@@ -284,15 +274,7 @@ def run_backend(backend, args, output_json):
     command += ["--worker-output", str(output_json)]
     command += ["--repeats", str(args.repeats), "--min-ms", str(args.min_ms)]
     command += ["--cases", *(f"{b}x{c}:{k}" for b, c, k in args.cases)]
-    environment = {
-        **os.environ,
-        **SINGLE_THREAD_ENVIRONMENT,
-        "KERAS_BACKEND": backend,
-    }
-    print("$", f"KERAS_BACKEND={backend}", " ".join(command[1:]), flush=True)
-    subprocess.run(command, env=environment, check=True, cwd=ROOT)
-    with open(output_json) as file:
-        return summarize(json.load(file))
+    return summarize(backend_workers.run_worker(backend, command, output_json))
 
 
 def parse_arguments(argv):
