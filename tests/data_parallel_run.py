@@ -144,33 +144,13 @@ def main():
             np.mean(per_example_kl(single, first_batch[: BATCH_SIZE // 2]))
         ),
     }
-    single_history = {}
-    for name, data in (("first_step", first_batch), ("epochs", x)):
-        epochs = 1 if name == "first_step" else EPOCHS
-        single_history[name] = single.fit(
-            data,
-            data,
-            batch_size=BATCH_SIZE,
-            epochs=epochs,
-            shuffle=False,
-            verbose=0,
-        ).history
+    single_history = first_step_and_epochs(single, first_batch, x)
 
     engine = data_parallel_engine()
     with engine.scope():
         model = build_model()
         model.set_weights(initial_weights)
-        history = {}
-        for name, data in (("first_step", first_batch), ("epochs", x)):
-            epochs = 1 if name == "first_step" else EPOCHS
-            history[name] = model.fit(
-                data,
-                data,
-                batch_size=BATCH_SIZE,
-                epochs=epochs,
-                shuffle=False,
-                verbose=0,
-            ).history
+        history = first_step_and_epochs(model, first_batch, x)
         latent = model.get_layer("latent")
         steps, temperatures = replica_steps_and_temperatures(latent)
         zeros = np.zeros((BATCH_SIZE, NUM_VARIABLES * NUM_CATEGORIES))
@@ -200,6 +180,24 @@ def main():
         ),
     )
     print(json.dumps(results))
+
+
+def first_step_and_epochs(model, first_batch, x):
+    """The histories of one step on `first_batch`, then EPOCHS on `x`."""
+    return {
+        name: model.fit(
+            data,
+            data,
+            batch_size=BATCH_SIZE,
+            epochs=epochs,
+            shuffle=False,
+            verbose=0,
+        ).history
+        for name, data, epochs in (
+            ("first_step", first_batch, 1),
+            ("epochs", x, EPOCHS),
+        )
+    }
 
 
 def torch_rank_samples(rank, port):
