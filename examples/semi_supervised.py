@@ -21,6 +21,9 @@ nats per image.
         --dataset fashion_mnist --epochs 10 --output-dir outputs/m2
 
 It writes `metrics.json`, `class_samples.png` and `model.keras`.
+`--distribute` trains data-parallel on every device and `--dtype-policy`
+in mixed precision, as in `examples/categorical_vae.py` (see
+`examples/data_parallel.py` and `examples/mixed_precision.py`).
 `benchmarks/semi_supervised_seeds.py` runs it over seeds and times sampling
 the class against summing over it.
 """
@@ -31,8 +34,10 @@ import math
 import os
 import sys
 
+import data_parallel
 import image_datasets
 import keras
+import mixed_precision
 import numpy as np
 from keras import ops
 
@@ -47,7 +52,9 @@ A label is a one-hot row, all zeros for an unlabelled image, so that one
 batch mixes both. `ClassRows` pairs each image with its label, or with the
 sampled class where it has none; the marginalized model instead repeats
 each image beside every class. `GaussianSample` draws `z`, in inference
-too, so that `evaluate` stays a valid bound. `NegativeELBO` adds the mean
+too, so that `evaluate` stays a valid bound; its noise comes from
+`keras_latent.ops.normal_noise`, which, unlike `keras.random.normal`,
+differs between data-parallel replicas. `NegativeELBO` adds the mean
 -ELBO, in nats per image, to the model's losses; the marginalized one
 weighs the `num_classes` rows of an unlabelled image by `q(y | x)`.
 """
@@ -87,8 +94,10 @@ class GaussianSample(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, mean, log_variance):
-        noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
-        return mean + ops.exp(0.5 * log_variance) * noise
+        noise = keras_latent.ops.normal_noise(
+            ops.shape(mean), seed=self.seed_generator
+        )
+        return mean + ops.exp(0.5 * log_variance) * ops.cast(noise, mean.dtype)
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
@@ -139,7 +148,8 @@ def labelled_cross_entropy(labels, class_logits):
 Kingma et al.'s perceptrons: one hidden layer of 500 softplus units each
 for the classifier, the encoder and the decoder, and a 50-dimensional `z`.
 The three parts are sub-models, which the sampled and the marginalized
-models share.
+models share. Under a mixed-precision policy the layers that give logits,
+and the -ELBO, compute in float32.
 """
 
 
@@ -149,13 +159,15 @@ def build_parts(num_pixels, num_classes, hidden_units, latent_dim):
 
     images = keras.Input((num_pixels,), name="images")
     classes = keras.Input((num_classes,), name="classes")
-    class_logits = keras.layers.Dense(num_classes)(hidden(images))
+    class_logits = keras.layers.Dense(
+        num_classes, dtype=mixed_precision.OUTPUT_DTYPE
+    )(hidden(images))
     features = hidden(keras.layers.Concatenate()([images, classes]))
     z_moments = [keras.layers.Dense(latent_dim)(features) for _ in "ms"]
     z = keras.Input((latent_dim,), name="z")
-    pixel_logits = keras.layers.Dense(num_pixels)(
-        hidden(keras.layers.Concatenate()([z, classes]))
-    )
+    pixel_logits = keras.layers.Dense(
+        num_pixels, dtype=mixed_precision.OUTPUT_DTYPE
+    )(hidden(keras.layers.Concatenate()([z, classes])))
     return (
         keras.Model(images, class_logits, name="classifier"),
         keras.Model([images, classes], z_moments, name="encoder"),
@@ -180,7 +192,7 @@ def build_model(
     rows, classes = ClassRows(marginalize)(images, labels, sampled)
     z_mean, z_log_var = encoder([rows, classes])
     z = GaussianSample(seed)(z_mean, z_log_var)
-    negative_elbo = NegativeELBO(marginalize)(
+    negative_elbo = NegativeELBO(marginalize, dtype="float32")(
         rows, labels, class_logits, decoder([z, classes]), z_mean, z_log_var
     )
     model = keras.Model(
@@ -253,7 +265,10 @@ def call_in_chunks(model, images, output_name, chunk_size=1000):
     return np.concatenate(chunks)
 
 
-def train_and_evaluate(args, data, seed):
+def train_and_evaluate(args, data, seed, engine=None):
+    """Trains M2 on `data` under `engine` (by default one device); returns
+    the model and its figures."""
+    engine = engine or data_parallel.Engine("one device")
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
     images, labels, weight = training_rows(x_train, y_train, args, seed)
@@ -261,29 +276,38 @@ def train_and_evaluate(args, data, seed):
     schedule = keras_latent.schedules.ExponentialDecay.reaching_minimum_at(
         steps, 1.0, 0.5, update_every=max(1, steps // 20)
     )
-    parts = build_parts(
-        x_train.shape[-1], len(labels[0]), args.hidden_units, args.latent_dim
-    )
-    model = build_model(parts, weight, schedule, args.hard, seed)
+    # This process's rows: every `process_count`-th one, a whole number
+    # of rows per replica.
+    images, batch_size = engine.local_data(images, args.batch_size)
+    labels, _ = engine.local_data(labels, args.batch_size)
+    with engine.scope():
+        parts = build_parts(
+            x_train.shape[-1],
+            len(labels[0]),
+            args.hidden_units,
+            args.latent_dim,
+        )
+        model = build_model(parts, weight, schedule, args.hard, seed)
 
     def test_accuracy():
         class_logits = call_in_chunks(model, x_test, "class_logits")
         return float(np.mean(class_logits.argmax(-1) == y_test))
 
     per_epoch = []
-    model.fit(
-        {"images": images, "labels": labels},
-        {"class_logits": labels},
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        verbose=args.verbose,
-        callbacks=[
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda *_: per_epoch.append(test_accuracy())
-            )
-        ],
-    )
-    marginalized = build_model(parts, weight, 1.0, False, seed, True)
+    with engine.scope():
+        model.fit(
+            {"images": images, "labels": labels},
+            {"class_logits": labels},
+            batch_size=batch_size,
+            epochs=args.epochs,
+            verbose=args.verbose,
+            callbacks=[
+                keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda *_: per_epoch.append(test_accuracy())
+                )
+            ],
+        )
+        marginalized = build_model(parts, weight, 1.0, False, seed, True)
     return model, {
         "seed": seed,
         "test_accuracy": per_epoch[-1],
@@ -384,16 +408,30 @@ def main(argv=None):
     parser.add_argument(
         "--output-dir", default="outputs/semi_supervised", help="its files"
     )
+    data_parallel.add_arguments(parser)
+    mixed_precision.add_arguments(parser)
     args = parse_arguments(parser, argv)
     try:
         data = image_datasets.load_images(args.dataset)
-    except image_datasets.DatasetUnavailableError as error:
+        engine = data_parallel.choose_engine(args.distribute, args.tpu)
+        engine.local_data(data[0][0], args.batch_size)  # checks the batch
+    except (
+        image_datasets.DatasetUnavailableError,
+        data_parallel.EngineUnavailableError,
+        ValueError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    args.output_dir = engine.output_dir(args.output_dir)
     os.makedirs(args.output_dir, exist_ok=True)
-    model, result = train_and_evaluate(args, data, args.seed)
+    keras.config.set_dtype_policy(args.dtype_policy)
+    model, result = train_and_evaluate(args, data, args.seed, engine)
     difference = save_and_check(model, data[1][0], args.output_dir, args.seed)
-    metrics = {"settings": vars(args), "backend": keras.backend.backend()}
+    metrics = {
+        "settings": vars(args),
+        "backend": keras.backend.backend(),
+        "engine": engine.name,
+    }
     metrics.update(result, reload_max_abs_difference=difference)
     with open(os.path.join(args.output_dir, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=2)

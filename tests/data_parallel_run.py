@@ -76,6 +76,29 @@ def build_sampler():
     return keras.Model(inputs, latent(inputs, training=True))
 
 
+class NormalNoise(keras.layers.Layer):
+    """Adds `keras_latent.ops.normal_noise`, as a Gaussian latent would.
+
+    Without `compute_output_shape`: Keras infers its output by calling it
+    on the meta device, where, under `torch.distributed`, the rank's seed
+    fold once failed to read the seed state."""
+
+    def __init__(self, seed, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        shape = keras.ops.shape(inputs)
+        return inputs + keras_latent.ops.normal_noise(
+            shape, self.seed_generator
+        )
+
+
+def build_normal_sampler():
+    inputs = keras.Input((NUM_VARIABLES,))
+    return keras.Model(inputs, NormalNoise(seed=1)(inputs))
+
+
 def per_example_kl(model, x):
     """The analytic KL to the uniform prior of each row, in float64."""
     kernel, bias = model.get_layer("encoder").get_weights()
@@ -160,6 +183,11 @@ def main():
             )
             for _ in range(2)
         )
+        normal_samples = build_normal_sampler().predict(
+            np.zeros((BATCH_SIZE, NUM_VARIABLES)),
+            batch_size=BATCH_SIZE,
+            verbose=0,
+        )
 
     results.update(
         engine=engine.name,
@@ -172,6 +200,7 @@ def main():
         replica_temperatures=temperatures,
         steps_trained=1 + EPOCHS * NUM_EXAMPLES // BATCH_SIZE,
         identical_row_share=identical_row_share(samples),
+        identical_normal_row_share=identical_row_share(normal_samples),
         reproducible=bool(np.array_equal(samples, repeated)),
         distinct_rows_within_half=len(
             np.unique(
@@ -222,13 +251,17 @@ def torch_rank_samples(rank, port):
         parallel = torch.nn.parallel.DistributedDataParallel(model)
         zeros = torch.zeros((BATCH_SIZE // 2, NUM_VARIABLES * NUM_CATEGORIES))
         samples = parallel(zeros).detach().contiguous()
-        gathered = [torch.zeros_like(samples) for _ in range(2)]
-        torch.distributed.all_gather(gathered, samples)
-        draws.append(np.concatenate([g.numpy() for g in gathered]))
+        draws.append(all_gathered(samples))
+    normal_sampler = build_normal_sampler()
+    normal_samples = normal_sampler(
+        torch.zeros((BATCH_SIZE // 2, NUM_VARIABLES))
+    )
+    normal_draws = all_gathered(normal_samples.detach().contiguous())
     torch.distributed.destroy_process_group()
     if rank == 0:
         results = {
             "identical_row_share": identical_row_share(draws[0]),
+            "identical_normal_row_share": identical_row_share(normal_draws),
             "reproducible": bool(np.array_equal(*draws)),
         }
         print(json.dumps(results), flush=True)
@@ -236,6 +269,15 @@ def torch_rank_samples(rank, port):
     # (seen with gloo on CPU, the parent then waiting until its timeout):
     # everything is measured and printed, so leave at once.
     os._exit(0)
+
+
+def all_gathered(samples):
+    """Every rank's `samples`, rank 0's first."""
+    import torch
+
+    gathered = [torch.zeros_like(samples) for _ in range(2)]
+    torch.distributed.all_gather(gathered, samples)
+    return np.concatenate([g.numpy() for g in gathered])
 
 
 def torch_main():

@@ -66,6 +66,8 @@ def test_replicas_draw_different_noise_for_identical_rows(measured):
     # Continuous samples: two independent draws of a row coincide with
     # probability 0; replicas that share their noise repeat every row.
     assert measured["identical_row_share"] == 0.0
+    # `keras_latent.ops.normal_noise`, for Gaussian latents of one's own.
+    assert measured["identical_normal_row_share"] == 0.0
 
 
 def test_each_replica_draws_distinct_rows(trained):
@@ -139,7 +141,7 @@ def test_logged_kl_is_the_global_batch_kl(trained):
 
 
 # The example's process splits its CPU before TensorFlow starts, then runs
-# the script as `python examples/categorical_vae.py` would.
+# the script (its path the first argument) as `python <script>` would.
 TWO_CPU_EXAMPLE = """
 import runpy
 import sys
@@ -150,10 +152,16 @@ tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0],
     [tf.config.LogicalDeviceConfiguration()] * 2,
 )
-sys.argv = ["examples/categorical_vae.py", *sys.argv[1:]]
+sys.argv = sys.argv[1:]
 sys.path.insert(0, "examples")
-runpy.run_path("examples/categorical_vae.py", run_name="__main__")
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
+# One epoch of each example with `--distribute`; on the digits' 297 test
+# images the VAE drops one, so that batches split evenly.
+DISTRIBUTED_EXAMPLES = {
+    "categorical_vae": ["--batch-size", "500", "--eval-samples", "2"],
+    "semi_supervised": ["--hidden-units", "64", "--latent-dim", "8"],
+}
 
 
 @pytest.mark.skipif(
@@ -161,11 +169,11 @@ runpy.run_path("examples/categorical_vae.py", run_name="__main__")
     reason="one backend: TensorFlow runs the example's eager parts without "
     "compiling them for the devices, the cheapest",
 )
-def test_categorical_vae_trains_with_distribute_on_two_devices(tmp_path):
+@pytest.mark.parametrize("example", DISTRIBUTED_EXAMPLES)
+def test_example_trains_with_distribute_on_two_devices(example, tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # 297 test images: the example drops one, so that batches split evenly.
-    arguments = ["--distribute", "--epochs", "1", "--batch-size", "500"]
-    arguments += ["--eval-samples", "2", "--verbose", "0"]
+    arguments = [f"examples/{example}.py", "--distribute", "--epochs", "1"]
+    arguments += [*DISTRIBUTED_EXAMPLES[example], "--verbose", "0"]
     completed = subprocess.run(
         [sys.executable, "-c", TWO_CPU_EXAMPLE, *arguments]
         + ["--output-dir", str(tmp_path)],

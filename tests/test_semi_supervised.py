@@ -183,3 +183,34 @@ def test_semi_supervised_rejects_a_classification_weight_not_positive(
     with pytest.raises(SystemExit):
         example.main(["--classification-weight", weight])
     assert "--classification-weight must be positive" in capsys.readouterr().err
+
+
+def test_mixed_float16_trains_as_float32_does(example, tmp_path):
+    """Two epochs under `mixed_float16` (half-precision hidden layers, a
+    loss-scaled optimizer) and under float32, the same seed and noise: the
+    test -ELBO (about 31 nats) within 2 nats, under 2 standard deviations
+    of float32's over seeds (1.2, seeds 1-5 on JAX), and the logits'
+    layers in float32. Measured gaps: 0.54-0.77 nats on the three
+    backends, from the 2 of 30 steps that the loss scale skips as it falls
+    from 2**15 to 2**13 (measured on JAX; under `mixed_bfloat16`, which
+    scales nothing, the gap is below 0.01)."""
+    arguments = ["--epochs", "2", "--hidden-units", "64", "--latent-dim", "8"]
+    neg_elbo = {}
+    for policy in ("float32", "mixed_float16"):
+        output_dir = tmp_path / policy
+        try:
+            code = example.main(
+                [*arguments, "--dtype-policy", policy]
+                + ["--output-dir", str(output_dir)]
+            )
+        finally:
+            keras.config.set_dtype_policy("float32")
+        assert code == 0
+        metrics = json.loads((output_dir / "metrics.json").read_text())
+        assert metrics["settings"]["dtype_policy"] == policy
+        neg_elbo[policy] = metrics["test_neg_elbo"]
+    assert abs(neg_elbo["mixed_float16"] - neg_elbo["float32"]) < 2.0
+    model = keras.saving.load_model(tmp_path / "mixed_float16" / "model.keras")
+    classifier = model.get_layer("classifier")
+    policies = [layer.dtype_policy.name for layer in classifier.layers[1:]]
+    assert policies == ["mixed_float16", "float32"]

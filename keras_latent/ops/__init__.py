@@ -17,6 +17,8 @@ Every function computes in float32 and returns the input's dtype.
   relaxation and its straight-through estimator.
 - `kl`: analytic KLs, and Monte Carlo KLs from log-space samples.
 - `content_addressing`: the read of a memory by content.
+- `noise`: seeded uniform and normal noise that differs between
+  data-parallel replicas.
 """
 
 from keras_latent.ops.bernoulli import bernoulli_inference
@@ -54,6 +56,8 @@ from keras_latent.ops.kl import bernoulli_kl
 from keras_latent.ops.kl import categorical_kl
 from keras_latent.ops.kl import relaxed_bernoulli_kl
 from keras_latent.ops.kl import relaxed_categorical_kl
+from keras_latent.ops.noise import normal_noise
+from keras_latent.ops.noise import uniform_noise
 from keras_latent.ops.simplex import entmax15
 from keras_latent.ops.simplex import entmax_bisect
 from keras_latent.ops.simplex import softmax

@@ -1,6 +1,9 @@
-"""Seeded uniform noise on the open interval (0, 1), drawn in float32.
+"""Seeded float32 noise that differs between data-parallel replicas.
 
-Every random draw of keras-latent goes through `uniform_noise`. In
+Every random draw of keras-latent goes through `uniform_noise` (on the
+open interval (0, 1)); `normal_noise` draws standard normal noise the same
+way, for the continuous latents that users put beside ours (the Gaussian
+style of a semi-supervised model, a reparameterized encoder). In
 data-parallel training every replica holds its own copy of a
 `keras.random.SeedGenerator`'s state, all equal (the same seed, and
 PyTorch's `DistributedDataParallel` even copies rank 0's state to every
@@ -9,8 +12,8 @@ batch. `uniform_noise` therefore folds the replica's index into the seed:
 under a `tf.distribute` strategy with several replicas, and on the torch
 backend in a `torch.distributed` group of several processes. A fixed seed
 stays reproducible: the fold is a pure function of the seed and the
-index. Elsewhere the draw is `keras.random.uniform`'s, on TensorFlow with
-the Philox algorithm named (see `_tensorflow_uniform`).
+index. Elsewhere the draw is `keras.random.uniform`'s (or `normal`'s), on
+TensorFlow with the Philox algorithm named (see `_tensorflow_draw`).
 `keras.distribution.DataParallel` on JAX needs no fold: its train step
 draws the noise of the whole global batch, which is then sharded.
 """
@@ -43,28 +46,59 @@ def uniform_noise(shape, seed=None):
     Returns:
         A float32 tensor with values in [tiny, 1 - 2**-24].
     """
+    return _draw("uniform", shape, seed)
+
+
+def normal_noise(shape, seed=None):
+    """Float32 standard normal noise, independent between replicas.
+
+    What a reparameterized Gaussian sample `mean + scale * noise` should
+    draw in a model trained data-parallel: `keras.random.normal` with a
+    `SeedGenerator` gives every replica the same noise (see the module's
+    docstring).
+
+    Args:
+        shape: the shape of the draw.
+        seed: an integer, a `keras.random.SeedGenerator`, or None.
+
+    Returns:
+        A float32 tensor of standard normal draws.
+
+    Example:
+
+    >>> seed = keras.random.SeedGenerator(0)
+    >>> z = mean + ops.exp(0.5 * log_variance) * normal_noise(
+    ...     ops.shape(mean), seed=seed
+    ... )
+    """
+    return _draw("normal", shape, seed)
+
+
+def _draw(distribution, shape, seed):
     if seed is not None and keras.backend.backend() == "tensorflow":
-        return _tensorflow_uniform(shape, seed)
+        return _tensorflow_draw(distribution, shape, seed)
     rank = _torch_distributed_rank()
     if seed is not None and rank is not None:
         seed = _rank_seed(seed, rank)
+    if distribution == "normal":
+        return random.normal(shape, dtype="float32", seed=seed)
     return random.uniform(
         shape, minval=TINY, maxval=ONE_MINUS_EPSILON, dtype="float32", seed=seed
     )
 
 
-def _tensorflow_uniform(shape, seed):
-    """`keras.random.uniform` on [TINY, ONE_MINUS_EPSILON], drawn with the
-    Philox algorithm named, and under several replicas with the replica's
-    index folded into the seed.
+def _tensorflow_draw(distribution, shape, seed):
+    """`keras.random.uniform` on [TINY, ONE_MINUS_EPSILON] (or
+    `keras.random.normal`), drawn with the Philox algorithm named, and
+    under several replicas with the replica's index folded into the seed.
 
     Keras draws with TensorFlow's `alg="auto_select"`, which under XLA
     (`jit_compile=True`, and Keras's default for TensorFlow on a GPU or
     TPU) is another algorithm, and on a CPU costs 115 times Philox: 3.7 s
     against 32 ms for 8.4 million draws, measured with one thread. Without
     XLA "auto_select" is Philox, so the draws are those of
-    `keras.random.uniform` with the same seed; with XLA they are now the
-    same as without.
+    `keras.random.uniform` (or `normal`) with the same seed; with XLA they
+    are now the same as without.
 
     Under a `tf.distribute` strategy every replica holds an equal copy of
     the seed state; `replica_id_in_sync_group` is the global index (across
@@ -85,6 +119,10 @@ def _tensorflow_uniform(shape, seed):
     if replica_context is not None:
         seed = tf.random.experimental.stateless_fold_in(
             seed, replica_context.replica_id_in_sync_group
+        )
+    if distribution == "normal":
+        return tf.random.stateless_normal(
+            shape, seed=seed, dtype="float32", alg="philox"
         )
     return tf.random.stateless_uniform(
         shape,
@@ -132,7 +170,12 @@ def _rank_seed(seed, rank):
     where a sum would give one rank the seeds of another.
     """
     if isinstance(seed, random.SeedGenerator):
-        first, second = (int(v) for v in ops.convert_to_numpy(seed.next()))
+        state = seed.next()
+        if state.is_meta:
+            # Keras infers a layer's output on the meta device, where the
+            # state holds no data and no noise is drawn.
+            return seed
+        first, second = (int(v) for v in ops.convert_to_numpy(state))
     else:
         first, second = seed, 0
     entropy = [first & 0xFFFFFFFF, second & 0xFFFFFFFF, rank]
