@@ -55,7 +55,7 @@ def _shifted(logits, axis):
     """`logits - max(logits)` along `axis`, the max without gradient."""
     if is_empty(logits):
         return logits
-    maximum = ops.stop_gradient(ops.max(logits, axis=axis, keepdims=True))
+    maximum = ops.stop_gradient(ops.amax(logits, axis=axis, keepdims=True))
     return logits - maximum
 
 

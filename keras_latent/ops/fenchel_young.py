@@ -215,7 +215,7 @@ def _fenchel_young_loss(target, logits, normalizer, alpha, axis):
         return ops.cast(ops.sum(ops.zeros_like(logits), axis=-1), dtype)
     prediction = ops.stop_gradient(normalizer(logits, axis=-1))
     masked = ops.equal(logits, -np.inf)
-    logits_max = ops.stop_gradient(ops.max(logits, axis=-1, keepdims=True))
+    logits_max = ops.stop_gradient(ops.amax(logits, axis=-1, keepdims=True))
     logits_max = ops.where(ops.isfinite(logits_max), logits_max, 0.0)
     # The shift changes no loss, as p - y sums to 0, but keeps large scores
     # from cancelling in the inner product; masked entries, where p = 0,

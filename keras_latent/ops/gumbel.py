@@ -49,7 +49,7 @@ def _noisy_logits(logits, axis, seed, noise=None):
     negative_gumbel = ops.log(-ops.log(uniform))
     if is_empty(logits):
         return logits - negative_gumbel
-    maximum = ops.max(logits, axis=axis, keepdims=True)
+    maximum = ops.amax(logits, axis=axis, keepdims=True)
     # A slice whose maximum is +inf, or -inf (all masked), has no sample;
     # a NaN maximum makes all of it NaN, which every use keeps, where a
     # fused softmax would return 0 beside the NaN of the infinite entry.

@@ -88,7 +88,7 @@ def _normalize(normalize_last_axis, x, axis, row_parameter=None):
             row_parameter = ops.reshape(row_parameter, (-1, 1))
         invalid = ops.logical_or(invalid, ops.isnan(row_parameter))
         parameters = (row_parameter,)
-    rows_max = ops.stop_gradient(ops.max(rows, axis=-1, keepdims=True))
+    rows_max = ops.stop_gradient(ops.amax(rows, axis=-1, keepdims=True))
     usable = ops.logical_and(rows_max > -np.inf, ops.logical_not(invalid))
     rows = ops.where(usable, rows, 0.0)
     outputs = normalize_last_axis(
@@ -311,7 +311,7 @@ def _sparsemax_threshold_of_sorted(x_sorted):
     """
     rank = ops.cumsum(ops.ones_like(x_sorted), axis=-1)
     candidates = (ops.cumsum(x_sorted, axis=-1) - 1.0) / rank
-    return ops.max(candidates, axis=-1, keepdims=True)
+    return ops.amax(candidates, axis=-1, keepdims=True)
 
 
 def _sparsemax_full_threshold(x):
@@ -712,7 +712,7 @@ def _entmax_bisect_rows(x, x_max, alpha, n_iter):
     )
     distances = distances - offset
     in_support = distances > 0.0
-    largest = ops.max(distances, axis=-1, keepdims=True)
+    largest = ops.amax(distances, axis=-1, keepdims=True)
     # p_i is proportional to (distance_i / largest) ** exponent. Near the
     # largest entry the ratio is 1 + scaled_i / largest, whose log1p does
     # not multiply the rounding of the ratio by the exponent (large for
