@@ -8,7 +8,6 @@ ops used `ops.amax`.
 """
 
 import keras
-import numpy as np
 import pytest
 
 from keras_latent import ops as latent_ops
