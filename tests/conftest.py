@@ -20,6 +20,17 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# Under pytest-xdist each worker has a core of its own (`make test` starts
+# as many workers as CI has cores). PyTorch's intra-op threads, one per
+# core in every worker, would then contend for the cores and spin: one
+# thread per worker took a third of the time on the torch suite's slowest
+# files (86 -> 40 s, 2 workers on 2 cores). TensorFlow gained 5% and JAX
+# lost 28% with one thread, so they keep their defaults.
+if keras.backend.backend() == "torch" and "PYTEST_XDIST_WORKER" in os.environ:
+    import torch
+
+    torch.set_num_threads(1)
+
 # The benchmarks' harness logic (loops, tables, verdicts) does not depend on
 # the backend, and the layers and ops they drive are tested under every
 # backend; their end-to-end runs go under one backend, the quickest to
