@@ -50,7 +50,6 @@ def test_a_tiny_run_times_every_case_against_its_peers(throughput, tmp_path):
             "tensorflow",
             "--shapes",
             "4x3x5",
-            "8x2x3",
             "--repeats",
             "2",
             "--block-seconds",
@@ -66,8 +65,8 @@ def test_a_tiny_run_times_every_case_against_its_peers(throughput, tmp_path):
         (row["backend"], tuple(row["shape"]), row["pass"], row["variant"])
         for row in rows
     }
-    # Two shapes, two passes, two variants; without and with XLA.
-    assert len(rows) == len(cases) == 2 * 2 * 2 * 2
+    # One shape, two passes, two variants; without and with XLA.
+    assert len(rows) == len(cases) == 2 * 2 * 2
     for row in rows:
         # TFP's relaxed categorical has no straight-through sample, and is
         # timed without XLA only.
@@ -80,5 +79,5 @@ def test_a_tiny_run_times_every_case_against_its_peers(throughput, tmp_path):
             low, high = peer["ratio_range"]
             assert 0 < low <= peer["ratio"] <= high < np.inf
     table = (tmp_path / "results.md").read_text()
-    assert table.count("| tensorflow |") == 2 * (2 + 1) * 2
-    assert table.count("| tensorflow, XLA |") == 2 * 2 * 2
+    assert table.count("| tensorflow |") == (2 + 1) * 2
+    assert table.count("| tensorflow, XLA |") == 2 * 2
