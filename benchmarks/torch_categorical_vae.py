@@ -216,15 +216,23 @@ def train_epoch(model, optimizer, images, state, hard, generator):
                 schedule.initial * math.exp(-schedule.rate * state["step"]),
             )
         batch = images[order[start : start + BATCH_SIZE]]
-        logits = model.encode(batch)
-        latent = gumbel_softmax(logits, state["temperature"], hard, generator)
-        loss = model.negative_elbo(batch, latent, logits).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss = train_step(
+            model, optimizer, batch, state["temperature"], hard, generator
+        )
         losses.append(loss.item())
         state["step"] += 1
     return float(np.mean(losses))
+
+
+def train_step(model, optimizer, batch, temperature, hard, generator):
+    """One Adam step on `batch`; returns the batch's mean negative ELBO."""
+    logits = model.encode(batch)
+    latent = gumbel_softmax(logits, temperature, hard, generator)
+    loss = model.negative_elbo(batch, latent, logits).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 @torch.no_grad()
