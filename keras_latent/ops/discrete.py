@@ -10,6 +10,7 @@ log-probability is `-inf`, the true value), and no `0 * -inf` makes a NaN.
 from keras import ops
 
 from keras_latent import validation
+from keras_latent.ops import softmax_kernels
 from keras_latent.ops.dtypes import as_float32
 
 
@@ -40,7 +41,7 @@ def one_hot_categorical_log_prob(sample, logits, axis=-1):
     axis = validation.check_axis("axis", axis)
     logits, dtype = as_float32(logits)
     sample, _ = as_float32(sample)
-    log_probs = ops.log_softmax(logits, axis=axis)
+    log_probs = softmax_kernels.log_softmax(logits, axis=axis)
     selected = ops.not_equal(sample, 0.0)
     terms = ops.where(selected, sample * log_probs, 0.0)
     return ops.cast(ops.sum(terms, axis=axis), dtype)

@@ -18,6 +18,7 @@ from log-probabilities and losses instead of a sample.
 from keras import ops
 
 from keras_latent import validation
+from keras_latent.ops import softmax_kernels
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.dtypes import is_empty
 from keras_latent.ops.gumbel import one_hot_argmax
@@ -123,7 +124,7 @@ def straight_through_gumbel(
 
 def _relaxed_log_sample(logits, temperature, axis, uniform):
     noisy_logits = _shifted(logits, axis) + _gumbel(uniform)
-    return ops.log_softmax(
+    return softmax_kernels.log_softmax(
         noisy_logits / ops.cast(temperature, "float32"), axis=axis
     )
 
@@ -180,7 +181,7 @@ def _gumbel_max(shifted_logits, axis, uniform):
 def _straight_through_sample(logits, axis, uniform):
     shifted = _shifted(logits, axis)
     hard = _gumbel_max(shifted, axis, uniform)
-    return straight_through(hard, ops.softmax(shifted, axis=axis))
+    return straight_through(hard, softmax_kernels.softmax(shifted, axis=axis))
 
 
 def conditional_gumbel(
@@ -333,7 +334,7 @@ def _gumbel_rao(logits, temperature, axis, uniform):
     # that difference is -inf - (-inf)) keep their -inf logits.
     supported = ops.not_equal(shifted, -float("inf"))
     noise = ops.stop_gradient(ops.where(supported, perturbed - shifted, 0.0))
-    log_samples = ops.log_softmax(
+    log_samples = softmax_kernels.log_softmax(
         (shifted + noise) / ops.cast(temperature, "float32"), axis=axis
     )
     relaxed = ops.mean(ops.exp(log_samples), axis=0)
@@ -405,8 +406,10 @@ def _reinmax(logits, temperature, axis, uniform):
     shifted = _shifted(logits, axis)
     hard = _gumbel_max(shifted, axis, uniform)
     temperature = ops.cast(temperature, "float32")
-    first = ops.softmax(shifted, axis=axis)
-    second = (hard + ops.softmax(shifted / temperature, axis=axis)) / 2.0
+    first = softmax_kernels.softmax(shifted, axis=axis)
+    second = (
+        hard + softmax_kernels.softmax(shifted / temperature, axis=axis)
+    ) / 2.0
     surrogate = 2.0 * _softmax_jacobian_surrogate(
         second, shifted, axis
     ) - 0.5 * _softmax_jacobian_surrogate(first, shifted, axis)

@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from keras_latent import validation
+from keras_latent.ops import softmax_kernels
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.dtypes import is_empty
 from keras_latent.ops.noise import TINY
@@ -153,7 +154,7 @@ def relaxed_one_hot_log_sample(logits, temperature=1.0, axis=-1, seed=None):
 def _log_sample(logits, temperature, axis, seed):
     temperature = ops.cast(temperature, "float32")
     noisy_logits = _noisy_logits(logits, axis, seed)
-    return ops.log_softmax(noisy_logits / temperature, axis=axis)
+    return softmax_kernels.log_softmax(noisy_logits / temperature, axis=axis)
 
 
 def gumbel_softmax(
@@ -223,11 +224,11 @@ def gumbel_softmax(
     noisy_logits = _noisy_logits(logits, axis, seed)
     scaled = noisy_logits / ops.cast(temperature, "float32")
     if return_log_sample:
-        log_sample = ops.log_softmax(scaled, axis=axis)
+        log_sample = softmax_kernels.log_softmax(scaled, axis=axis)
         sample = ops.exp(log_sample)
     else:
         # One fused pass where the log-sample is not asked for.
-        sample = ops.softmax(scaled, axis=axis)
+        sample = softmax_kernels.softmax(scaled, axis=axis)
     if hard:
         # The soft sample is NaN wherever the noisy logits hold NaN, and
         # the straight-through sum carries it: no NaN check is needed here.

@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from keras_latent import validation
+from keras_latent.ops import softmax_kernels
 from keras_latent.ops.bernoulli import relaxed_bernoulli_logit_log_prob
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.gumbel import exp_relaxed_one_hot_log_prob
@@ -59,14 +60,14 @@ def categorical_kl(logits, prior_logits=None, axis=-1):
     """
     axis = validation.check_axis("axis", axis)
     logits, dtype = as_float32(logits)
-    log_q = ops.log_softmax(logits, axis=axis)
+    log_q = softmax_kernels.log_softmax(logits, axis=axis)
     q = ops.exp(log_q)
     if prior_logits is None:
         num_categories = ops.cast(ops.shape(logits)[axis], "float32")
         log_p = -ops.log(num_categories)
     else:
         prior_logits, _ = as_float32(prior_logits)
-        log_p = ops.log_softmax(prior_logits, axis=axis)
+        log_p = softmax_kernels.log_softmax(prior_logits, axis=axis)
     terms = _weighted_log_ratio(q, log_q, log_p)
     return ops.cast(ops.sum(terms, axis=axis), dtype)
 

@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from keras_latent import validation
+from keras_latent.ops import softmax_kernels
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.dtypes import is_empty
 
@@ -232,7 +233,7 @@ def softmax(x, axis=-1):
 
 
 def _softmax_rows(x, x_max):
-    return ops.softmax(x - x_max, axis=-1)
+    return softmax_kernels.softmax(x - x_max, axis=-1)
 
 
 def sparsemax(x, axis=-1):

@@ -19,6 +19,7 @@ import numpy as np
 from keras import ops
 
 from keras_latent import validation
+from keras_latent.ops import softmax_kernels
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.dtypes import is_empty
 from keras_latent.ops.gumbel import _noisy_logits
@@ -271,7 +272,9 @@ def _relaxed_top_k(keys, k, temperature):
     scores = keys
     total = ops.zeros_like(keys)
     for step in range(k):
-        log_probabilities = ops.log_softmax(scores / temperature, axis=-1)
+        log_probabilities = softmax_kernels.log_softmax(
+            scores / temperature, axis=-1
+        )
         total = total + ops.exp(log_probabilities)
         if step + 1 < k:
             scores = scores + _log1m_softmax(log_probabilities)
