@@ -231,9 +231,9 @@ def saved_for_backward_bytes(case, num_categories):
 #   times for gumbel_softmax, up to 13.5 for entmax15 (its sort, cumulative
 #   sums and masks; a boolean mask counts a quarter).
 # The subset samplers keep one softmax per selected category for the
-# backward pass (the straight-through one, on JAX, also the sum of k
-# one-hot rows of the top-k indices): 3.5 k to 5 k times the input at
-# k = 4, bounded by 10 k.
+# backward pass: 3.5 k to 5 k times the input at k = 4, bounded by 10 k.
+# (Their exact k-hot takes 3 times the input whatever k: see
+# `tests/ops/test_subsets.py`.)
 MEMORY_FIGURES = {"jax": temp_bytes, "torch": saved_for_backward_bytes}
 BYTES_PER_INPUT_BYTE = {"jax": 10, "torch": 28}
 SUBSET_BYTES_PER_INPUT_BYTE = 10 * SUBSET_SIZE

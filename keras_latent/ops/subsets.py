@@ -30,9 +30,9 @@ from keras_latent.ops.straight_through import straight_through
 def k_hot_top_k(x, k, axis=-1):
     """The k-hot encoding of the `k` largest entries of `x` along `axis`.
 
-    Each slice holds exactly `k` ones; ties are broken by the backend's
-    `top_k`. Entries of `-inf` are masked out: a slice holding NaN, or with
-    fewer than `k` entries above `-inf`, gives NaN. The result carries no
+    Each slice holds exactly `k` ones; ties go to the lowest index.
+    Entries of `-inf` are masked out: a slice holding NaN, or with fewer
+    than `k` entries above `-inf`, gives NaN. The result carries no
     gradient.
     This is the deterministic subset of a layer at inference: the k most
     probable categories.
@@ -258,12 +258,25 @@ def _keys(logits, seed, noise):
 
 
 def _k_hot_top_k(x, k):
-    """The k-hot of the k largest entries along the last axis of `x`."""
+    """The k-hot of the k largest entries along the last axis of `x`, ties
+    to the lowest index.
+
+    From the k-th largest value: the entries above it, then as many of
+    those equal to it as make k, first by index. The memory of `x`, where
+    summing the one-hots of the top-k indices took k times as much.
+    """
     if is_empty(x):
         return ops.zeros_like(x)
-    _, indices = ops.top_k(x, k)
-    one_hots = ops.one_hot(indices, x.shape[-1], dtype="float32")
-    return ops.sum(one_hots, axis=-2)
+    values, _ = ops.top_k(x, k)
+    kth_largest = values[..., k - 1 :]
+    above = x > kth_largest
+    equal = x == kth_largest
+    missing = k - ops.sum(ops.cast(above, "int32"), axis=-1, keepdims=True)
+    rank_among_equal = ops.cumsum(ops.cast(equal, "int32"), axis=-1)
+    chosen = ops.logical_or(
+        above, ops.logical_and(equal, rank_among_equal <= missing)
+    )
+    return ops.cast(chosen, "float32")
 
 
 def _relaxed_top_k(keys, k, temperature):

@@ -313,3 +313,31 @@ def test_k_hot_top_k_keeps_the_largest_entries():
     np.testing.assert_array_equal(
         to_numpy(k_hot_top_k(x, 1, axis=0)), [[0, 1, 0, 0], [1, 0, 1, 1]]
     )
+
+
+def test_k_hot_top_k_breaks_ties_towards_the_lowest_index(rng):
+    # Few distinct values, so most slices tie at their k-th largest; the
+    # reference is a stable sort of -x (lowest index first among equals).
+    x = rng.integers(0, 4, size=(64, 9)).astype("float32")
+    x[::5, :3] = -np.inf
+    for k in (1, 3, 5):
+        order = np.argsort(-x, axis=-1, kind="stable")[:, :k]
+        expected = np.zeros_like(x)
+        np.put_along_axis(expected, order, 1.0, axis=-1)
+        np.testing.assert_array_equal(to_numpy(k_hot_top_k(x, k)), expected)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="XLA's memory analysis"
+)
+def test_the_k_hot_takes_memory_independent_of_k():
+    # The compiled k-hot's temporary bytes, over the input's: 3 for any k
+    # (the k-th largest value, and masks), where one-hot rows of the top-k
+    # indices took k times the input.
+    import jax
+
+    x = np.zeros((16, 20000), "float32")
+    for k in (8, 64):
+        compiled = jax.jit(lambda x, k=k: k_hot_top_k(x, k)).lower(x).compile()
+        temp_bytes = compiled.memory_analysis().temp_size_in_bytes
+        assert temp_bytes <= 4 * x.nbytes, (k, temp_bytes / x.nbytes)
