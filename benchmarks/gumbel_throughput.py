@@ -41,6 +41,7 @@ import time
 
 import backend_workers
 import numpy as np
+import turns
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -281,14 +282,13 @@ def time_candidates(candidates, repeats, clock, block_seconds):
         name: calls_per_block(run, clock, block_seconds)
         for name, run in candidates
     }
-    seconds = {name: [] for name, _ in candidates}
-    for round_index in range(repeats):
-        shift = round_index % len(candidates)
-        for name, run in candidates[shift:] + candidates[:shift]:
-            start = clock()
-            for _ in range(calls[name]):
-                run()
-            seconds[name].append((clock() - start) / calls[name])
+    runs = dict(candidates)
+    seconds = {name: [] for name in runs}
+    for name in turns.in_turns(runs, repeats):
+        start = clock()
+        for _ in range(calls[name]):
+            runs[name]()
+        seconds[name].append((clock() - start) / calls[name])
     return seconds
 
 

@@ -26,6 +26,7 @@ import time
 
 import keras
 import numpy as np
+import turns
 from keras import ops
 
 import keras_latent
@@ -172,11 +173,9 @@ def main(argv=None):
 
     names = list(runs)
     seconds = {name: [] for name in names}
-    for round_index in range(args.rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            model, callbacks = runs[name]
-            seconds[name].append(time_epoch(model, x, callbacks))
+    for name in turns.in_turns(names, args.rounds):
+        model, callbacks = runs[name]
+        seconds[name].append(time_epoch(model, x, callbacks))
 
     backend = keras.backend.backend()
     print(

@@ -41,6 +41,7 @@ import time
 
 import backend_workers
 import numpy as np
+import turns
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "examples"
@@ -156,14 +157,11 @@ def time_in_turns(functions, repeats, warmup=2):
     for function in functions.values():
         for _ in range(warmup):
             function()
-    names = list(functions)
-    seconds = {name: [] for name in names}
-    for round_index in range(repeats):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.process_time()
-            functions[name]()
-            seconds[name].append(time.process_time() - start)
+    seconds = {name: [] for name in functions}
+    for name in turns.in_turns(functions, repeats):
+        start = time.process_time()
+        functions[name]()
+        seconds[name].append(time.process_time() - start)
     return seconds
 
 

@@ -65,6 +65,7 @@ for folder in (ROOT / "benchmarks", ROOT / "examples"):
         sys.path.insert(0, str(folder))
 
 import backend_workers  # noqa: E402
+import turns  # noqa: E402
 
 BACKENDS = ("tensorflow", "torch", "jax")
 BATCH_SIZE = 100
@@ -540,16 +541,13 @@ def profile(backend, rounds, steps):
     for _ in range(2):
         for run in runs.values():
             run()
-    names = list(runs)
-    times = {name: [] for name in names}
-    for round_index in range(rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.process_time()
-            seconds = runs[name]()
-            if seconds is None:
-                seconds = time.process_time() - start
-            times[name].append(1000 * seconds / steps)
+    times = {name: [] for name in runs}
+    for name in turns.in_turns(runs, rounds):
+        start = time.process_time()
+        seconds = runs[name]()
+        if seconds is None:
+            seconds = time.process_time() - start
+        times[name].append(1000 * seconds / steps)
     return {
         "backend": backend,
         "keras_version": keras.__version__,
