@@ -66,10 +66,13 @@ def normal_noise(shape, seed=None):
 
     Example:
 
-    >>> seed = keras.random.SeedGenerator(0)
-    >>> z = mean + ops.exp(0.5 * log_variance) * normal_noise(
-    ...     ops.shape(mean), seed=seed
-    ... )
+    >>> mean = keras.ops.zeros((2, 3))
+    >>> log_variance = keras.ops.zeros((2, 3))
+    >>> noise = keras_latent.ops.normal_noise(
+    ...     keras.ops.shape(mean), seed=keras.random.SeedGenerator(0))
+    >>> z = mean + keras.ops.exp(0.5 * log_variance) * noise
+    >>> tuple(z.shape)
+    (2, 3)
     """
     return _draw("normal", shape, seed)
 

@@ -730,7 +730,7 @@ def _entmax_bisect_rows(x, x_max, alpha, n_iter):
         log_unnormalized, axis=-1, keepdims=True
     )
     if alpha_per_row:
-        softmax_log_probabilities = ops.log_softmax(
+        softmax_log_probabilities = softmax_kernels.log_softmax(
             ops.stop_gradient(x) - x_max, axis=-1
         )
         log_probabilities = ops.where(

@@ -23,6 +23,7 @@ from keras_latent.ops import softmax_kernels
 from keras_latent.ops.dtypes import as_float32
 from keras_latent.ops.dtypes import is_empty
 from keras_latent.ops.gumbel import _noisy_logits
+from keras_latent.ops.gumbel import _one_hot_of_argmax
 from keras_latent.ops.noise import given_or_uniform_noise
 from keras_latent.ops.straight_through import straight_through
 
@@ -304,15 +305,7 @@ def _log1m_softmax(log_probabilities):
     """
     if is_empty(log_probabilities):
         return log_probabilities
-    num_categories = log_probabilities.shape[-1]
-    is_largest = ops.cast(
-        ops.one_hot(
-            ops.argmax(log_probabilities, axis=-1),
-            num_categories,
-            dtype="float32",
-        ),
-        "bool",
-    )
+    is_largest = ops.cast(_one_hot_of_argmax(log_probabilities, -1), "bool")
     others = ops.logsumexp(
         ops.where(is_largest, -np.inf, log_probabilities),
         axis=-1,
