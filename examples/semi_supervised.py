@@ -280,6 +280,12 @@ def train_and_evaluate(args, data, seed, engine=None):
     # of rows per replica.
     images, batch_size = engine.local_data(images, args.batch_size)
     labels, _ = engine.local_data(labels, args.batch_size)
+    per_epoch = []
+
+    def test_accuracy():
+        class_logits = call_in_chunks(model, x_test, "class_logits")
+        return float(np.mean(class_logits.argmax(-1) == y_test))
+
     with engine.scope():
         parts = build_parts(
             x_train.shape[-1],
@@ -288,13 +294,6 @@ def train_and_evaluate(args, data, seed, engine=None):
             args.latent_dim,
         )
         model = build_model(parts, weight, schedule, args.hard, seed)
-
-    def test_accuracy():
-        class_logits = call_in_chunks(model, x_test, "class_logits")
-        return float(np.mean(class_logits.argmax(-1) == y_test))
-
-    per_epoch = []
-    with engine.scope():
         model.fit(
             {"images": images, "labels": labels},
             {"class_logits": labels},
