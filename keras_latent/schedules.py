@@ -13,6 +13,7 @@ Keras's own learning-rate schedules, and these can serve as learning rates.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_latent import validation
@@ -105,6 +106,21 @@ def float32_step(step):
     return ops.cast(step, "float32")
 
 
+def _reached(step, boundary):
+    """Whether `step >= boundary`, a boolean scalar tensor.
+
+    Compared in the step's own dtype: float32 holds every integer only up
+    to 2**24 (16.8 million steps), beyond which a float32 comparison puts
+    a boundary several steps early or late. A boundary beyond the range
+    of an integer step is never reached.
+    """
+    step = ops.convert_to_tensor(step)
+    dtype = keras.backend.standardize_dtype(step.dtype)
+    if "int" in dtype and boundary > np.iinfo(dtype).max:
+        return ops.convert_to_tensor(False)
+    return ops.greater_equal(step, ops.cast(boundary, dtype))
+
+
 @keras.saving.register_keras_serializable(package="keras_latent")
 class ExponentialDecay(Schedule):
     """Exponential decay to a floor (Jang et al. 2017).
@@ -189,9 +205,13 @@ class ExponentialDecay(Schedule):
         return cls(initial, minimum, rate, update_every)
 
     def __call__(self, step):
-        step = float32_step(step)
         if self.update_every > 1:
-            step = ops.floor(step / self.update_every) * self.update_every
+            # In the step's own dtype, exact for integer steps beyond 2**24.
+            step = (
+                ops.floor_divide(ops.convert_to_tensor(step), self.update_every)
+                * self.update_every
+            )
+        step = float32_step(step)
         decayed = self.initial * ops.exp(-self.rate * step)
         return ops.maximum(ops.cast(self.minimum, "float32"), decayed)
 
@@ -294,10 +314,9 @@ class PiecewiseConstant(Schedule):
         self.lower_bound = min(self.values)
 
     def __call__(self, step):
-        step = float32_step(step)
         index = ops.zeros((), dtype="int32")
         for boundary in self.boundaries:
-            index = index + ops.cast(step >= boundary, "int32")
+            index = index + ops.cast(_reached(step, boundary), "int32")
         return ops.take(ops.convert_to_tensor(self.values, "float32"), index)
 
     def get_config(self):
