@@ -286,9 +286,9 @@ class PiecewiseConstant(Schedule):
     Example:
 
     >>> schedule = keras_latent.schedules.PiecewiseConstant(
-    ...     boundaries=[100, 200], values=[1.0, 0.7, 0.5])
+    ...     boundaries=[100, 200], values=[1.0, 0.75, 0.5])
     >>> [float(schedule(step)) for step in (99, 100, 250)]
-    [1.0, 0.7, 0.5]
+    [1.0, 0.75, 0.5]
     """
 
     def __init__(self, boundaries, values):
