@@ -419,7 +419,8 @@ def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
     any density of low-temperature samples, keep the sample in log space:
     `relaxed_one_hot_log_sample` with `exp_relaxed_one_hot_log_prob`.
     Categories masked with `-inf` logits are left out (K counts only the
-    others).
+    others); a sample that is positive at a masked category lies outside
+    the support, and its log-density is `-inf`.
 
     Args:
         sample: float tensor on the simplex along `axis`.

@@ -23,6 +23,7 @@ from keras_latent.ops import relaxed_bernoulli_kl
 from keras_latent.ops import relaxed_bernoulli_logit_log_prob
 from keras_latent.ops import relaxed_bernoulli_logit_sample
 from keras_latent.ops import relaxed_categorical_kl
+from keras_latent.ops import relaxed_one_hot_log_prob
 from keras_latent.ops import relaxed_one_hot_log_sample
 from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
@@ -186,6 +187,10 @@ def test_a_log_sample_holding_a_masked_category_has_density_zero(rng):
     )
     density = exp_relaxed_one_hot_log_prob(
         log_sample, np.broadcast_to(prior_logits, (4, 3)), temperature
+    )
+    np.testing.assert_array_equal(to_numpy(density), -np.inf)
+    density = relaxed_one_hot_log_prob(
+        np.exp(log_sample), np.broadcast_to(prior_logits, (4, 3)), temperature
     )
     np.testing.assert_array_equal(to_numpy(density), -np.inf)
     kl = relaxed_categorical_kl(log_sample, logits, prior_logits, temperature)
