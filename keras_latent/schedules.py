@@ -109,16 +109,29 @@ def float32_step(step):
 def _reached(step, boundary):
     """Whether `step >= boundary`, a boolean scalar tensor.
 
-    Compared in the step's own dtype: float32 holds every integer only up
-    to 2**24 (16.8 million steps), beyond which a float32 comparison puts
-    a boundary several steps early or late. A boundary beyond the range
-    of an integer step is never reached.
+    Compared exactly: on the host for a Python or NumPy integer (which
+    a backend's default int32 could not hold beyond 2**31), in the step's
+    own dtype for a tensor. Float32 holds every integer only up to 2**24
+    (16.8 million steps), beyond which it puts a boundary several steps
+    early or late. A boundary beyond the range of an integer tensor's
+    dtype is never reached.
     """
+    if isinstance(step, (int, np.integer)):
+        return ops.convert_to_tensor(bool(step >= boundary))
     step = ops.convert_to_tensor(step)
     dtype = keras.backend.standardize_dtype(step.dtype)
     if "int" in dtype and boundary > np.iinfo(dtype).max:
         return ops.convert_to_tensor(False)
     return ops.greater_equal(step, ops.cast(boundary, dtype))
+
+
+def _last_update(step, update_every):
+    """`update_every * floor(step / update_every)`, exact as in `_reached`:
+    on the host for a Python or NumPy integer, else in the step's dtype."""
+    if isinstance(step, (int, np.integer)):
+        return int(step) // update_every * update_every
+    step = ops.convert_to_tensor(step)
+    return ops.floor_divide(step, update_every) * update_every
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
@@ -206,11 +219,7 @@ class ExponentialDecay(Schedule):
 
     def __call__(self, step):
         if self.update_every > 1:
-            # In the step's own dtype, exact for integer steps beyond 2**24.
-            step = (
-                ops.floor_divide(ops.convert_to_tensor(step), self.update_every)
-                * self.update_every
-            )
+            step = _last_update(step, self.update_every)
         step = float32_step(step)
         decayed = self.initial * ops.exp(-self.rate * step)
         return ops.maximum(ops.cast(self.minimum, "float32"), decayed)
