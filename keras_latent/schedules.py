@@ -13,6 +13,7 @@ Keras's own learning-rate schedules, and these can serve as learning rates.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_latent import validation
@@ -105,6 +106,34 @@ def float32_step(step):
     return ops.cast(step, "float32")
 
 
+def _reached(step, boundary):
+    """Whether `step >= boundary`, a boolean scalar tensor.
+
+    Compared exactly: on the host for a Python or NumPy integer (which
+    a backend's default int32 could not hold beyond 2**31), in the step's
+    own dtype for a tensor. Float32 holds every integer only up to 2**24
+    (16.8 million steps), beyond which it puts a boundary several steps
+    early or late. A boundary beyond the range of an integer tensor's
+    dtype is never reached.
+    """
+    if isinstance(step, (int, np.integer)):
+        return ops.convert_to_tensor(bool(step >= boundary))
+    step = ops.convert_to_tensor(step)
+    dtype = keras.backend.standardize_dtype(step.dtype)
+    if "int" in dtype and boundary > np.iinfo(dtype).max:
+        return ops.convert_to_tensor(False)
+    return ops.greater_equal(step, ops.cast(boundary, dtype))
+
+
+def _last_update(step, update_every):
+    """`update_every * floor(step / update_every)`, exact as in `_reached`:
+    on the host for a Python or NumPy integer, else in the step's dtype."""
+    if isinstance(step, (int, np.integer)):
+        return int(step) // update_every * update_every
+    step = ops.convert_to_tensor(step)
+    return ops.floor_divide(step, update_every) * update_every
+
+
 @keras.saving.register_keras_serializable(package="keras_latent")
 class ExponentialDecay(Schedule):
     """Exponential decay to a floor (Jang et al. 2017).
@@ -189,9 +218,9 @@ class ExponentialDecay(Schedule):
         return cls(initial, minimum, rate, update_every)
 
     def __call__(self, step):
-        step = float32_step(step)
         if self.update_every > 1:
-            step = ops.floor(step / self.update_every) * self.update_every
+            step = _last_update(step, self.update_every)
+        step = float32_step(step)
         decayed = self.initial * ops.exp(-self.rate * step)
         return ops.maximum(ops.cast(self.minimum, "float32"), decayed)
 
@@ -266,9 +295,9 @@ class PiecewiseConstant(Schedule):
     Example:
 
     >>> schedule = keras_latent.schedules.PiecewiseConstant(
-    ...     boundaries=[100, 200], values=[1.0, 0.7, 0.5])
+    ...     boundaries=[100, 200], values=[1.0, 0.75, 0.5])
     >>> [float(schedule(step)) for step in (99, 100, 250)]
-    [1.0, 0.7, 0.5]
+    [1.0, 0.75, 0.5]
     """
 
     def __init__(self, boundaries, values):
@@ -294,10 +323,9 @@ class PiecewiseConstant(Schedule):
         self.lower_bound = min(self.values)
 
     def __call__(self, step):
-        step = float32_step(step)
         index = ops.zeros((), dtype="int32")
         for boundary in self.boundaries:
-            index = index + ops.cast(step >= boundary, "int32")
+            index = index + ops.cast(_reached(step, boundary), "int32")
         return ops.take(ops.convert_to_tensor(self.values, "float32"), index)
 
     def get_config(self):

@@ -188,6 +188,33 @@ def test_reaching_minimum_at_rejects_a_run_shorter_than_an_update():
         )
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_step_boundaries_hold_past_float32_integers(dtype):
+    """Beyond 2**24 steps float32 no longer holds every step: a boundary
+    at 20,000,001 or an update every 1,000 steps is still met at the very
+    step, from the layers' integer counter or a Python integer (beyond
+    int32 too)."""
+    piecewise = schedules.PiecewiseConstant([20_000_001], [1.0, 0.5])
+    decay = schedules.ExponentialDecay(1.0, 1e-30, 1e-7, update_every=1000)
+    for step in (20_000_000, 20_000_001, 20_000_999, 20_001_000):
+        counter = keras.Variable(step, dtype=dtype, trainable=False)
+        expected = numpy_piecewise_constant(step, [20_000_001], [1.0, 0.5])
+        assert float(to_numpy(piecewise(counter))) == expected
+        np.testing.assert_allclose(
+            to_numpy(decay(counter)),
+            numpy_exponential_decay(step, 1.0, 1e-30, 1e-7, 1000),
+            rtol=1e-6,
+        )
+    for step in (20_000_000, 20_000_999, 20_001_000, 3_000_000_000):
+        expected = numpy_piecewise_constant(step, [20_000_001], [1.0, 0.5])
+        assert float(to_numpy(piecewise(step))) == expected
+        np.testing.assert_allclose(
+            to_numpy(decay(step)),
+            numpy_exponential_decay(step, 1.0, 1e-30, 1e-7, 1000),
+            rtol=1e-6,
+        )
+
+
 # The layers.
 
 LAYERS = {

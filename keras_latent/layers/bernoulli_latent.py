@@ -70,7 +70,7 @@ class BernoulliLatent(LatentLayer):
     Example:
 
     >>> latent = keras_latent.layers.BernoulliLatent(seed=1)
-    >>> latent(keras.random.normal((4, 20)), training=True).shape
+    >>> tuple(latent(keras.random.normal((4, 20)), training=True).shape)
     (4, 20)
 
     References:

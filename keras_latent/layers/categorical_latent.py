@@ -93,7 +93,7 @@ class CategoricalLatent(LatentLayer):
 
     >>> latent = keras_latent.layers.CategoricalLatent(30, 10, seed=1)
     >>> logits = keras.random.normal((4, 300))
-    >>> latent(logits, training=True).shape
+    >>> tuple(latent(logits, training=True).shape)
     (4, 30, 10)
 
     References:

@@ -124,14 +124,23 @@ def straight_through_gumbel(
 
 def _relaxed_log_sample(logits, temperature, axis, uniform):
     noisy_logits = _shifted(logits, axis) + _gumbel(uniform)
+    return _log_sample_of_noisy(noisy_logits, temperature, axis)
+
+
+def _log_sample_of_noisy(noisy_logits, temperature, axis):
     return softmax_kernels.log_softmax(
         noisy_logits / ops.cast(temperature, "float32"), axis=axis
     )
 
 
 def _straight_through_gumbel(logits, temperature, axis, uniform):
-    log_sample = _relaxed_log_sample(logits, temperature, axis, uniform)
-    hard = _one_hot_argmax(log_sample, axis)
+    noisy_logits = _shifted(logits, axis) + _gumbel(uniform)
+    log_sample = _log_sample_of_noisy(noisy_logits, temperature, axis)
+    # The argmax of the noisy logits, not of the log-sample: at high
+    # temperatures the division and the normalization round close noisy
+    # logits to ties (at 1e6, one draw in 20 of 10 categories), which the
+    # argmax would break towards the lowest index.
+    hard = _one_hot_argmax(noisy_logits, axis)
     return straight_through(hard, ops.exp(log_sample)), log_sample
 
 

@@ -329,7 +329,9 @@ def exp_relaxed_one_hot_log_prob(log_sample, logits, temperature, axis=-1):
     log-ratio of the Concrete densities of `y`: the Jacobian of `exp`
     cancels. Categories masked with `-inf` logits (whose log-sample is
     `-inf`) are left out: the result is the log-density over the other
-    categories, K counting only those. NaN in either argument gives NaN.
+    categories, K counting only those. A log-sample that is finite at a
+    masked category lies outside the support: its log-density is `-inf`.
+    NaN in either argument gives NaN.
 
     Args:
         log_sample: float tensor, a log-sample along `axis`.
@@ -375,6 +377,15 @@ def _exp_relaxed_log_prob(log_sample, logits, temperature, axis):
     # -inf + inf out of every value and gradient, the temperature's too.
     support = ops.not_equal(logits, -np.inf)
     support_size = ops.sum(ops.cast(support, "float32"), axis=axis)
+    # A log-sample with a finite (or NaN) entry at a masked category lies
+    # outside the support, where the density is 0; its NaN is kept.
+    outside = ops.any(
+        ops.logical_and(
+            ops.logical_not(support), ops.not_equal(log_sample, -np.inf)
+        ),
+        axis=axis,
+    )
+    invalid = ops.any(ops.isnan(log_sample), axis=axis)
     log_sample = ops.where(support, log_sample, 0.0)
     scores = logits - temperature * log_sample
     log_numerator = ops.sum(ops.where(support, scores, 0.0), axis=axis)
@@ -384,7 +395,9 @@ def _exp_relaxed_log_prob(log_sample, logits, temperature, axis):
     log_normalizer = _log_factorial(support_size - 1.0, num_categories) + (
         support_size - 1.0
     ) * ops.log(temperature)
-    return log_normalizer + log_numerator - log_denominator
+    log_prob = log_normalizer + log_numerator - log_denominator
+    log_prob = ops.where(outside, -np.inf, log_prob)
+    return ops.where(invalid, np.nan, log_prob)
 
 
 def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
@@ -406,7 +419,8 @@ def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
     any density of low-temperature samples, keep the sample in log space:
     `relaxed_one_hot_log_sample` with `exp_relaxed_one_hot_log_prob`.
     Categories masked with `-inf` logits are left out (K counts only the
-    others).
+    others); a sample that is positive at a masked category lies outside
+    the support, and its log-density is `-inf`.
 
     Args:
         sample: float tensor on the simplex along `axis`.
@@ -438,6 +452,13 @@ def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
         ops.isnan(sample), np.nan, ops.log(ops.clip(sample, TINY, 1.0))
     )
     support = ops.not_equal(logits, -np.inf)
+    # A zero at a masked category is in the support's face: -inf, not the
+    # log of the smallest float32 that an underflowed entry is read as.
+    log_sample = ops.where(
+        ops.logical_and(ops.logical_not(support), ops.equal(sample, 0.0)),
+        -np.inf,
+        log_sample,
+    )
     log_jacobian = ops.sum(ops.where(support, log_sample, 0.0), axis=axis)
     log_prob = (
         _exp_relaxed_log_prob(log_sample, logits, temperature, axis)

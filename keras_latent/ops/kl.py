@@ -127,8 +127,9 @@ def relaxed_categorical_kl(
     temperatures, where most entries of the sample underflow float32.
 
     Categories masked with `-inf` logits are left out of both densities;
-    the prior must then be `-inf` at the same categories (the default
-    prior is uniform over the unmasked categories). NaN in gives NaN.
+    the default prior is uniform over the unmasked categories. A prior
+    masking a category that the posterior holds gives `+inf`, the true
+    KL. NaN in gives NaN.
 
     Args:
         log_sample: float tensor, a log-sample of the posterior.

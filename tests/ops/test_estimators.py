@@ -109,6 +109,30 @@ def test_bernoulli_forward_is_distributed_as_the_sigmoid(estimator):
     )
 
 
+def test_straight_through_gumbel_forward_is_gumbel_max_at_high_temperature(
+    rng,
+):
+    """At temperature 1e6 the forward one-hot is still the argmax of
+    `logits + g`: dividing by the temperature and normalizing rounds
+    noisy logits up to about 0.1 apart to ties, so the argmax is not taken
+    of the relaxed sample. Rows whose top two noisy logits (float64) are
+    within 1e-3 could round either way in float32 and are not compared."""
+    logits = rng.normal(size=(2000, 10))
+    uniform = rng.uniform(size=(2000, 10))
+    sample = to_numpy(
+        straight_through_gumbel(
+            logits.astype("float32"), 1e6, noise=uniform.astype("float32")
+        )
+    )
+    references.assert_exact_one_hot(sample)
+    noisy = np.sort(logits - np.log(-np.log(uniform)), axis=-1)
+    clear = noisy[:, -1] - noisy[:, -2] > 1e-3
+    np.testing.assert_array_equal(
+        np.argmax(sample, -1)[clear],
+        np.argmax(numpy_gumbel_max(logits, uniform), -1)[clear],
+    )
+
+
 """
 ## Gradients against each estimator's definition, with injected noise
 """

@@ -23,6 +23,7 @@ from keras_latent.ops import relaxed_bernoulli_kl
 from keras_latent.ops import relaxed_bernoulli_logit_log_prob
 from keras_latent.ops import relaxed_bernoulli_logit_sample
 from keras_latent.ops import relaxed_categorical_kl
+from keras_latent.ops import relaxed_one_hot_log_prob
 from keras_latent.ops import relaxed_one_hot_log_sample
 from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
@@ -170,6 +171,35 @@ def test_masked_categories_are_left_out_of_the_log_density(rng):
     )
     assert np.all(np.isfinite(logits_gradient))
     assert np.all(logits_gradient[:, 1] == 0.0)
+
+
+def test_a_log_sample_holding_a_masked_category_has_density_zero(rng):
+    """A Concrete distribution with category 1 masked puts no mass on
+    log-samples whose entry 1 is finite: their log-density is -inf, and
+    the relaxed KL from a posterior that holds category 1 to a prior that
+    masks it is +inf (the analytic KL's value too), not a finite number.
+    NaN at the masked category still gives NaN."""
+    temperature = 0.5
+    logits = rng.normal(size=(4, 3)).astype("float32")
+    prior_logits = np.array([0.3, -np.inf, -0.2], "float32")
+    log_sample = to_numpy(
+        relaxed_one_hot_log_sample(logits, temperature, seed=2)
+    )
+    density = exp_relaxed_one_hot_log_prob(
+        log_sample, np.broadcast_to(prior_logits, (4, 3)), temperature
+    )
+    np.testing.assert_array_equal(to_numpy(density), -np.inf)
+    density = relaxed_one_hot_log_prob(
+        np.exp(log_sample), np.broadcast_to(prior_logits, (4, 3)), temperature
+    )
+    np.testing.assert_array_equal(to_numpy(density), -np.inf)
+    kl = relaxed_categorical_kl(log_sample, logits, prior_logits, temperature)
+    np.testing.assert_array_equal(to_numpy(kl), np.inf)
+    log_sample[0, 1] = np.nan
+    density = exp_relaxed_one_hot_log_prob(
+        log_sample, np.broadcast_to(prior_logits, (4, 3)), temperature
+    )
+    assert np.isnan(to_numpy(density)[0])
 
 
 def test_gumbel_softmax_is_the_exponential_of_the_log_sample(rng):
