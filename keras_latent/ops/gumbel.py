@@ -281,7 +281,10 @@ def categorical_inference(logits, eval_mode="mode", axis=-1, seed=None):
     `"mode"`: the one-hot of the argmax of the logits (ties to the lowest
     index); `"sample"`: an exact one-hot sample of
     `Categorical(softmax(logits))` (see `sample_one_hot`); `"probs"`:
-    `softmax(logits)`. A slice holding NaN gives NaN in every mode.
+    `softmax(logits)`. A slice holding NaN gives NaN in every mode. A slice
+    with every entry `-inf` has no distribution: it has no mode and no
+    sample (NaN, as its KL), and its `"probs"` are zeros, the masking rule
+    of `softmax`.
 
     Args:
         logits: float tensor of unnormalized log-probabilities.
@@ -304,7 +307,14 @@ def categorical_inference(logits, eval_mode="mode", axis=-1, seed=None):
     axis = validation.check_axis("axis", axis)
     logits, dtype = as_float32(logits)
     if eval_mode == "mode":
-        outputs = one_hot_argmax(logits, axis=axis)
+        # The argmax of a fully masked slice would be a plausible one-hot of
+        # its first category.
+        fully_masked = ops.all(
+            ops.equal(logits, -np.inf), axis=axis, keepdims=True
+        )
+        outputs = ops.where(
+            fully_masked, np.nan, one_hot_argmax(logits, axis=axis)
+        )
     elif eval_mode == "sample":
         outputs = sample_one_hot(logits, axis=axis, seed=seed)
     else:

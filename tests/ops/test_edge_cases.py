@@ -176,6 +176,26 @@ def test_a_fully_masked_group_gives_zeros(name):
     np.testing.assert_allclose(result[1].sum(), 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gumbel_softmax",
+        "gumbel_softmax_hard",
+        "relaxed_one_hot_log_sample",
+        "sample_one_hot",
+        "categorical_inference_mode",
+        "categorical_inference_sample",
+    ],
+)
+def test_a_fully_masked_slice_has_no_sample_and_no_mode(name):
+    """Every entry `-inf`: no distribution, so no sample and no mode (NaN,
+    as its KL); the argmax's first category would be a plausible one-hot."""
+    x = np.array([[-np.inf] * 3, [0.5, -np.inf, 1.0]], dtype="float32")
+    result = to_numpy(LOGIT_OPS[name](x))
+    assert np.all(np.isnan(result[0])), result
+    assert not np.any(np.isnan(result[1])), result
+
+
 @pytest.mark.parametrize("name", NORMALIZERS)
 def test_an_empty_batch_gives_an_empty_output(name):
     result = NORMALIZERS[name](np.zeros((0, 5), "float32"))
