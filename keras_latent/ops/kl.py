@@ -39,13 +39,16 @@ def categorical_kl(logits, prior_logits=None, axis=-1):
     KL(q || p) = sum_k q_k * (log q_k - log p_k), with the convention
     0 * log(0 / p) = 0. Categories masked with `-inf` logits have q_k = 0 and
     add nothing; both the value and the gradient stay finite for them, also
-    where the prior is zero too. A prior of zero where q_k > 0 gives +inf,
-    which is the true value. NaN or `+inf` logits give NaN.
+    where the prior is zero too. The default prior is uniform over the
+    unmasked categories, as in `relaxed_categorical_kl`, whose Monte Carlo
+    estimates thus average to this KL. A prior of zero where q_k > 0 gives
+    +inf, which is the true value. NaN or `+inf` logits give NaN.
 
     Args:
         logits: float tensor, the posterior's unnormalized log-probabilities.
         prior_logits: float tensor broadcastable to `logits`, or None for the
-            uniform prior 1 / num_categories.
+            uniform prior over the categories whose logits are not `-inf`
+            (1 / num_categories where none is).
         axis: the category axis.
 
     Returns:
@@ -63,8 +66,12 @@ def categorical_kl(logits, prior_logits=None, axis=-1):
     log_q = softmax_kernels.log_softmax(logits, axis=axis)
     q = ops.exp(log_q)
     if prior_logits is None:
-        num_categories = ops.cast(ops.shape(logits)[axis], "float32")
-        log_p = -ops.log(num_categories)
+        num_unmasked = ops.sum(
+            ops.cast(ops.not_equal(logits, -np.inf), "float32"),
+            axis=axis,
+            keepdims=True,
+        )
+        log_p = -ops.log(num_unmasked)
     else:
         prior_logits, _ = as_float32(prior_logits)
         log_p = softmax_kernels.log_softmax(prior_logits, axis=axis)

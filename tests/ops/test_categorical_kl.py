@@ -89,6 +89,20 @@ def test_no_prior_means_the_uniform_prior(rng):
     )
 
 
+def test_no_prior_is_uniform_over_the_unmasked_categories(rng):
+    """Masked in some rows: KL(q || uniform over the K' unmasked categories)
+    = sum_k q_k log q_k + log K', the prior of `relaxed_categorical_kl`."""
+    logits = rng.normal(0.0, 2.0, size=(3, 4)).astype("float32")
+    logits[0, 1] = -np.inf
+    logits[1, [0, 3]] = -np.inf
+    q = special.softmax(logits.astype(np.float64), axis=-1)
+    unmasked = np.isfinite(logits).sum(axis=-1)
+    expected = np.sum(special.xlogy(q, q), axis=-1) + np.log(unmasked)
+    np.testing.assert_allclose(
+        to_numpy(categorical_kl(logits)), expected, rtol=1e-5, atol=1e-6
+    )
+
+
 def test_kl_of_a_distribution_with_itself_is_zero(rng):
     logits = rng.normal(0.0, 3.0, size=(4, 3)).astype("float32")
     shifted = logits + 5.0
