@@ -1,5 +1,7 @@
 """Content-based addressing of a memory (Neural Turing Machine read)."""
 
+import math
+
 from keras import ops
 
 from keras_latent import validation
@@ -16,9 +18,26 @@ FIXED_NORMALIZERS = tuple(name for name in NORMALIZERS if name != "entmax")
 ADDRESSING_NORMALIZERS = (*FIXED_NORMALIZERS, "gumbel", "argmax")
 
 
-def _check_epsilon(epsilon):
+# The norm floor is applied to squared norms, in float32: its square must
+# be a normal float32 number, or a zero vector would give 0 / 0.
+SMALLEST_EPSILON = math.sqrt(validation.FLOAT32_TINY)
+LARGEST_EPSILON = math.sqrt(validation.FLOAT32_MAX)
+
+
+def check_epsilon(epsilon):
     """Checks the norm floor of `cosine_similarity`; returns it as a float."""
-    return validation.check_positive_float("epsilon", epsilon)
+    if (
+        not validation.is_python_number(epsilon)
+        or not SMALLEST_EPSILON <= epsilon <= LARGEST_EPSILON
+    ):
+        raise validation.invalid_value(
+            "epsilon",
+            f"a float value between {SMALLEST_EPSILON:.6g} and "
+            f"{LARGEST_EPSILON:.6g} (its square is the floor of a float32 "
+            "squared norm)",
+            epsilon,
+        )
+    return float(epsilon)
 
 
 def _unit_vectors(x, epsilon):
@@ -45,7 +64,9 @@ def cosine_similarity(keys, memory, epsilon=1e-6):
         memory: float tensor of shape `(..., num_slots, key_size)`. The
             leading axes of `keys` and `memory` broadcast, so one memory of
             shape `(num_slots, key_size)` serves a batch of keys.
-        epsilon: a finite float > 0, the floor of each norm.
+        epsilon: the floor of each norm, a float between about 1.08e-19
+            and 1.84e19 (its square, the floor of a float32 squared norm,
+            must be a normal float32 number).
 
     Returns:
         A tensor of shape `(..., num_slots)` in the dtype of `keys`.
@@ -62,7 +83,7 @@ def cosine_similarity(keys, memory, epsilon=1e-6):
         - [Graves et al., 2014, section 3.3.1](
           https://arxiv.org/abs/1410.5401)
     """
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     keys, dtype = as_float32(keys)
     memory, _ = as_float32(memory)
     unit_keys = ops.expand_dims(_unit_vectors(keys, epsilon), -1)
@@ -105,8 +126,8 @@ def content_weights(
         seed: an integer, a `keras.random.SeedGenerator`, or None; used by
             `"gumbel"` only. Inside a layer pass the layer's
             `SeedGenerator` so that every call draws new noise.
-        epsilon: a finite float > 0, the floor of each norm in the cosine
-            similarity.
+        epsilon: the floor of each norm in the cosine similarity, a float
+            between about 1.08e-19 and 1.84e19 (see `cosine_similarity`).
 
     Returns:
         A tensor of shape `(..., num_slots)` in the dtype of `key`, each
