@@ -105,8 +105,8 @@ class ContentAddressing(keras.layers.Layer):
             >= 1, or None (with `num_slots=None`).
         normalizer: `"softmax"`, `"sparsemax"`, `"entmax15"` or `"gumbel"`.
         key_strength: the initial value of the learned key strength, a
-            finite float > 0, or None to take it from the `key_strength`
-            call argument.
+            float > 0 that float32 holds (between 1.18e-38 and 3.4e38), or
+            None to take it from the `key_strength` call argument.
         return_weights: whether to return the addressing weights with the
             read.
         memory_initializer: initializer of the trainable memory.
@@ -185,7 +185,7 @@ class ContentAddressing(keras.layers.Layer):
             "normalizer", normalizer, NORMALIZERS
         )
         if key_strength is not None:
-            key_strength = validation.check_positive_float(
+            key_strength = validation.check_positive_float32(
                 "key_strength", key_strength
             )
         self.initial_key_strength = key_strength

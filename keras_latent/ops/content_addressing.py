@@ -118,7 +118,8 @@ def content_weights(
         key: float tensor of shape `(..., key_size)`.
         memory: float tensor of shape `(..., num_slots, key_size)`, whose
             leading axes broadcast with those of `key`.
-        key_strength: the sharpening factor beta, a finite float >= 0 or a
+        key_strength: the sharpening factor beta, a float >= 0 that float32
+            holds (0, or between 1.18e-38 and 3.4e38), or a
             tensor of shape `(..., 1)` (for example the softplus of a
             network output), which broadcasts with the similarities.
         normalizer: `"softmax"`, `"sparsemax"`, `"entmax15"`, `"gumbel"` or
@@ -150,9 +151,7 @@ def content_weights(
         "normalizer", normalizer, ADDRESSING_NORMALIZERS
     )
     if validation.is_python_number(key_strength):
-        key_strength = validation.check_non_negative_float(
-            "key_strength", key_strength
-        )
+        key_strength = validation.check_float32("key_strength", key_strength)
     key, dtype = as_float32(key)
     key_strength, _ = as_float32(key_strength)
     logits = key_strength * cosine_similarity(key, memory, epsilon)

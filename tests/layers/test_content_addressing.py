@@ -204,6 +204,8 @@ def test_mixed_precision_output_in_compute_dtype_close_to_float32(
         ({"num_slots": 0, "slot_size": 8}, "num_slots"),
         ({"num_slots": 8, "slot_size": 2.5}, "slot_size"),
         ({"key_strength": 0.0}, "key_strength"),
+        # Beyond float32: the learned strength was inf, the read NaN.
+        ({"key_strength": 1e39}, "key_strength"),
         ({"key_strength": "learned"}, "key_strength"),
         ({"return_weights": "yes"}, "return_weights"),
         ({"epsilon": -1.0}, "epsilon"),

@@ -225,6 +225,8 @@ def test_half_precision_inputs_are_computed_in_float32(normalizer, rng):
         ({"normalizer": "maxout"}, "normalizer"),
         ({"key_strength": -1.0}, "key_strength"),
         ({"key_strength": float("nan")}, "key_strength"),
+        # Beyond float32: the weights were NaN.
+        ({"key_strength": 1e39}, "key_strength"),
         ({"epsilon": 0.0}, "epsilon"),
         # Squares that float32 flushes to 0 (a zero key gave 0 / 0 = NaN)
         # or rounds to inf.
