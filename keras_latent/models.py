@@ -150,10 +150,11 @@ def set_eval_mode(model, eval_mode, layers=None):
         layers = inside
     for layer in layers:
         if not any(layer is known for known in inside):
-            raise ValueError(
-                "Invalid value received for argument `layers`. Expected "
-                f"GumbelSoftmax, CategoricalLatent or BernoulliLatent layers "
-                f"of model {model.name!r}. Received: {layer!r}"
+            raise validation.invalid_value(
+                "layers",
+                "GumbelSoftmax, CategoricalLatent, BernoulliLatent or "
+                f"SubsetSampler layers of model {model.name!r}",
+                layers,
             )
     for layer in layers:
         # A layer may offer fewer modes (`SubsetSampler` has no "probs"):

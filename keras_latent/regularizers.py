@@ -68,7 +68,8 @@ class Entropy(keras.regularizers.Regularizer):
     model's other float32 losses.
 
     Args:
-        weight: float >= 0, the factor of the mean entropy.
+        weight: float >= 0 that float32 holds, the factor of the mean
+            entropy (1e39 would be inf, and inf * 0 NaN).
         groups: integer >= 1, the number of distributions on the last axis;
             it must divide the size of the last axis.
 
@@ -91,7 +92,7 @@ class Entropy(keras.regularizers.Regularizer):
     """
 
     def __init__(self, weight=0.01, groups=1):
-        self.weight = validation.check_non_negative_float("weight", weight)
+        self.weight = validation.check_float32("weight", weight)
         self.groups = validation.check_integer("groups", groups, minimum=1)
 
     def __call__(self, x):
@@ -152,7 +153,8 @@ class KLSparsity(keras.regularizers.Regularizer):
 
     Args:
         target: float strictly between 0 and 1, the desired mean activation.
-        weight: float >= 0, the factor of the summed KL (often called beta).
+        weight: float >= 0 that float32 holds, the factor of the summed KL
+            (often called beta).
 
     Call arguments:
         x: tensor of activations in (0, 1), of shape
@@ -175,7 +177,7 @@ class KLSparsity(keras.regularizers.Regularizer):
 
     def __init__(self, target=0.05, weight=1.0):
         self.target = validation.check_open_unit_interval("target", target)
-        self.weight = validation.check_non_negative_float("weight", weight)
+        self.weight = validation.check_float32("weight", weight)
 
     def __call__(self, x):
         x, _ = as_float32(x)

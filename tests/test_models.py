@@ -353,7 +353,10 @@ def test_set_eval_mode_takes_effect_after_a_compiled_predict(rng):
 
 def test_set_eval_mode_refuses_a_layer_of_another_model():
     model, _ = build("functional")
-    with pytest.raises(ValueError, match="`layers`"):
+    # The message names every kind of layer it takes, and what it received.
+    with pytest.raises(
+        ValueError, match=r"`layers`.*SubsetSampler.*Received: layers=\["
+    ):
         keras_latent.models.set_eval_mode(
             model, "mode", layers=[latent_layer()]
         )

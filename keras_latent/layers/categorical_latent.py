@@ -79,7 +79,9 @@ class CategoricalLatent(LatentLayer):
             `(..., num_variables, num_categories)`; an input of rank 3 or
             more ending in `(num_variables, num_categories)` is read as the
             second form (with `num_variables=1`, `(batch, 1, K)` is one
-            variable per example, not a batch of flat logits).
+            variable per example, not a batch of flat logits). The form is
+            that of the shape the layer was built for: built for
+            `(batch, None, K)`, a batch of length 1 is flat logits too.
         training: whether to draw relaxed samples or to apply `eval_mode`.
         mask: a boolean tensor of the input's leading (batch) shape, as
             `keras.layers.Embedding(mask_zero=True)` propagates; masked
@@ -171,6 +173,10 @@ class CategoricalLatent(LatentLayer):
 
     def build(self, input_shape):
         self._check_input_shape(input_shape)
+        # Decided on the shape the layer is built for, as the symbolic
+        # output is: flat logits of a sequence of unknown length stay flat
+        # in a batch whose length happens to equal num_variables.
+        self.built_for_structured_input = self._is_structured(input_shape)
         super().build(input_shape)
         if self.prior == "learned":
             self.prior_logits = self.add_weight(
@@ -215,7 +221,10 @@ class CategoricalLatent(LatentLayer):
         return ops.convert_to_tensor(self.fixed_prior_log_probs)
 
     def call(self, inputs, training=None, mask=None):
-        if not self._is_structured(inputs.shape):
+        if not (
+            self.built_for_structured_input
+            and self._is_structured(inputs.shape)
+        ):
             batch_shape = ops.shape(inputs)[:-1]
             inputs = ops.reshape(
                 inputs, (*batch_shape, self.num_variables, self.num_categories)
@@ -264,7 +273,10 @@ class CategoricalLatent(LatentLayer):
         return ops.cast(sample, logits.dtype), kl
 
     def compute_output_shape(self, input_shape):
-        if self._is_structured(input_shape):
+        built_for_flat_input = self.built and not (
+            self.built_for_structured_input
+        )
+        if self._is_structured(input_shape) and not built_for_flat_input:
             return tuple(input_shape)
         return (*input_shape[:-1], self.num_variables, self.num_categories)
 

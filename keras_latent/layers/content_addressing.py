@@ -8,6 +8,7 @@ from keras import ops
 from keras_latent import ops as latent_ops
 from keras_latent import validation
 from keras_latent.ops.content_addressing import FIXED_NORMALIZERS
+from keras_latent.ops.content_addressing import check_epsilon
 
 NORMALIZERS = (*FIXED_NORMALIZERS, "gumbel")
 
@@ -104,13 +105,14 @@ class ContentAddressing(keras.layers.Layer):
             >= 1, or None (with `num_slots=None`).
         normalizer: `"softmax"`, `"sparsemax"`, `"entmax15"` or `"gumbel"`.
         key_strength: the initial value of the learned key strength, a
-            finite float > 0, or None to take it from the `key_strength`
-            call argument.
+            float > 0 that float32 holds (between 1.18e-38 and 3.4e38), or
+            None to take it from the `key_strength` call argument.
         return_weights: whether to return the addressing weights with the
             read.
         memory_initializer: initializer of the trainable memory.
-        epsilon: a finite float > 0, the floor of each norm in the cosine
-            similarity (a zero key or zero row has similarity 0).
+        epsilon: the floor of each norm in the cosine similarity (a zero
+            key or zero row has similarity 0), a float between about
+            1.08e-19 and 1.84e19 (see `keras_latent.ops.cosine_similarity`).
         seed: an integer or None, the seed of the layer's `SeedGenerator`
             (used by `"gumbel"`).
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
@@ -183,7 +185,7 @@ class ContentAddressing(keras.layers.Layer):
             "normalizer", normalizer, NORMALIZERS
         )
         if key_strength is not None:
-            key_strength = validation.check_positive_float(
+            key_strength = validation.check_positive_float32(
                 "key_strength", key_strength
             )
         self.initial_key_strength = key_strength
@@ -191,7 +193,7 @@ class ContentAddressing(keras.layers.Layer):
             "return_weights", return_weights
         )
         self.memory_initializer = keras.initializers.get(memory_initializer)
-        self.epsilon = validation.check_positive_float("epsilon", epsilon)
+        self.epsilon = check_epsilon(epsilon)
         self.seed = validation.check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 

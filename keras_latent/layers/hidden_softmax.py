@@ -128,11 +128,20 @@ class HiddenSoftmax(keras.layers.Dense):
         self.activation = self._normalize
 
     def build(self, input_shape):
-        super().build(input_shape)
+        # Dense's build ends by enabling LoRA (given `lora_rank`, as in a
+        # config saved after `enable_lora`), which locks the layer's
+        # variables: the alpha logits are added before, LoRA after.
+        lora_rank, self.lora_rank = self.lora_rank, None
+        try:
+            super().build(input_shape)
+        finally:
+            self.lora_rank = lora_rank
         if self.alpha == LEARNED:
             self.alpha_logits = learned_alpha.add_alpha_logits(
                 self, self.groups
             )
+        if lora_rank:
+            self.enable_lora(lora_rank)
 
     def _normalize(self, x):
         return latent_ops.grouped_normalize(

@@ -78,6 +78,17 @@ class SubsetSampler(RelaxedLayer):
         seed: int | None = None,
         **kwargs,
     ):
+        # The base class would take these categorical options and the
+        # subset estimator would then silently override them.
+        for name in ("hard", "num_samples"):
+            if name in kwargs:
+                raise validation.invalid_value(
+                    name,
+                    "no such argument: a SubsetSampler's `estimator` "
+                    "('relaxed' or 'straight_through') says whether its "
+                    "samples are k-hot",
+                    kwargs[name],
+                )
         super().__init__(
             temperature=temperature, eval_mode=eval_mode, seed=seed, **kwargs
         )

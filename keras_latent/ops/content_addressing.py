@@ -1,5 +1,7 @@
 """Content-based addressing of a memory (Neural Turing Machine read)."""
 
+import math
+
 from keras import ops
 
 from keras_latent import validation
@@ -16,9 +18,26 @@ FIXED_NORMALIZERS = tuple(name for name in NORMALIZERS if name != "entmax")
 ADDRESSING_NORMALIZERS = (*FIXED_NORMALIZERS, "gumbel", "argmax")
 
 
-def _check_epsilon(epsilon):
+# The norm floor is applied to squared norms, in float32: its square must
+# be a normal float32 number, or a zero vector would give 0 / 0.
+SMALLEST_EPSILON = math.sqrt(validation.FLOAT32_TINY)
+LARGEST_EPSILON = math.sqrt(validation.FLOAT32_MAX)
+
+
+def check_epsilon(epsilon):
     """Checks the norm floor of `cosine_similarity`; returns it as a float."""
-    return validation.check_positive_float("epsilon", epsilon)
+    if (
+        not validation.is_python_number(epsilon)
+        or not SMALLEST_EPSILON <= epsilon <= LARGEST_EPSILON
+    ):
+        raise validation.invalid_value(
+            "epsilon",
+            f"a float value between {SMALLEST_EPSILON:.6g} and "
+            f"{LARGEST_EPSILON:.6g} (its square is the floor of a float32 "
+            "squared norm)",
+            epsilon,
+        )
+    return float(epsilon)
 
 
 def _unit_vectors(x, epsilon):
@@ -45,7 +64,9 @@ def cosine_similarity(keys, memory, epsilon=1e-6):
         memory: float tensor of shape `(..., num_slots, key_size)`. The
             leading axes of `keys` and `memory` broadcast, so one memory of
             shape `(num_slots, key_size)` serves a batch of keys.
-        epsilon: a finite float > 0, the floor of each norm.
+        epsilon: the floor of each norm, a float between about 1.08e-19
+            and 1.84e19 (its square, the floor of a float32 squared norm,
+            must be a normal float32 number).
 
     Returns:
         A tensor of shape `(..., num_slots)` in the dtype of `keys`.
@@ -62,7 +83,7 @@ def cosine_similarity(keys, memory, epsilon=1e-6):
         - [Graves et al., 2014, section 3.3.1](
           https://arxiv.org/abs/1410.5401)
     """
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     keys, dtype = as_float32(keys)
     memory, _ = as_float32(memory)
     unit_keys = ops.expand_dims(_unit_vectors(keys, epsilon), -1)
@@ -97,7 +118,8 @@ def content_weights(
         key: float tensor of shape `(..., key_size)`.
         memory: float tensor of shape `(..., num_slots, key_size)`, whose
             leading axes broadcast with those of `key`.
-        key_strength: the sharpening factor beta, a finite float >= 0 or a
+        key_strength: the sharpening factor beta, a float >= 0 that float32
+            holds (0, or between 1.18e-38 and 3.4e38), or a
             tensor of shape `(..., 1)` (for example the softplus of a
             network output), which broadcasts with the similarities.
         normalizer: `"softmax"`, `"sparsemax"`, `"entmax15"`, `"gumbel"` or
@@ -105,8 +127,8 @@ def content_weights(
         seed: an integer, a `keras.random.SeedGenerator`, or None; used by
             `"gumbel"` only. Inside a layer pass the layer's
             `SeedGenerator` so that every call draws new noise.
-        epsilon: a finite float > 0, the floor of each norm in the cosine
-            similarity.
+        epsilon: the floor of each norm in the cosine similarity, a float
+            between about 1.08e-19 and 1.84e19 (see `cosine_similarity`).
 
     Returns:
         A tensor of shape `(..., num_slots)` in the dtype of `key`, each
@@ -129,9 +151,7 @@ def content_weights(
         "normalizer", normalizer, ADDRESSING_NORMALIZERS
     )
     if validation.is_python_number(key_strength):
-        key_strength = validation.check_non_negative_float(
-            "key_strength", key_strength
-        )
+        key_strength = validation.check_float32("key_strength", key_strength)
     key, dtype = as_float32(key)
     key_strength, _ = as_float32(key_strength)
     logits = key_strength * cosine_similarity(key, memory, epsilon)

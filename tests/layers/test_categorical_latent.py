@@ -288,6 +288,29 @@ def test_relaxed_kl_estimate_averages_to_the_kl_between_concretes():
     )
 
 
+def test_a_sequence_of_length_one_keeps_the_rank_of_the_symbolic_output(rng):
+    """Built for flat logits of any length, `(batch, None, K)`, a layer of
+    one variable reads a batch of length 1 as flat logits too: its output
+    has the rank of the symbolic one, not the rank of a structured input."""
+    inputs = keras.Input((None, NUM_CATEGORIES))
+    layer = CategoricalLatent(1, NUM_CATEGORIES, eval_mode="probs", seed=1)
+    outputs = layer(inputs)
+    assert tuple(outputs.shape) == (None, None, 1, NUM_CATEGORIES)
+    model = keras.Model(inputs, outputs)
+    logits = rng.normal(size=(3, 1, NUM_CATEGORIES)).astype("float32")
+    expected = np.exp(references.log_softmax(logits))[:, :, None, :]
+    for training in (False, True):
+        assert to_numpy(model(logits, training=training)).shape == (
+            expected.shape
+        )
+    np.testing.assert_allclose(
+        to_numpy(model(logits)), expected, rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        model.predict(logits, verbose=0), expected, rtol=1e-5, atol=1e-7
+    )
+
+
 def test_config_keeps_the_configured_schedule_not_the_value_in_force():
     schedule = schedules.ExponentialDecay(2.0, 0.5, rate=0.5)
     layer = CategoricalLatent(2, 3, temperature=schedule, kl_weight=0.5)

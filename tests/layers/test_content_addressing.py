@@ -152,19 +152,37 @@ def test_gumbel_training_draws_fresh_samples_at_every_call(rng):
 
 
 @pytest.mark.parametrize("normalizer", NORMALIZERS)
-def test_zero_key_and_zero_memory_row_give_no_nan(normalizer, rng):
-    layer = ContentAddressing(normalizer=normalizer, seed=5)
+def test_zero_key_and_zero_memory_row_have_similarity_zero(normalizer, rng):
+    """A zero key or a zero memory row has similarity 0, not NaN: the zero
+    key's weights are the normalizer of zeros (uniform; a one-hot sample
+    for "gumbel"), and the gradients are finite."""
+    layer = ContentAddressing(
+        normalizer=normalizer, return_weights=True, seed=5
+    )
     keys = rng.normal(size=(4, 5)).astype("float32")
     keys[0] = 0.0
     memory = rng.normal(size=(4, 6, 5)).astype("float32")
     memory[:, 2] = 0.0
-    read = to_numpy(layer(keys, memory=memory, training=True))
-    assert np.all(np.isfinite(read))
+    read, weights = layer(keys, memory=memory, training=True)
+    read, weights = to_numpy(read), to_numpy(weights)
+    with np.errstate(invalid="ignore"):
+        similarity = references.cosine_similarity(keys, memory)
+    # 0 / 0 where a norm is 0; the layer's key strength is 1.
+    similarity[np.isnan(similarity)] = 0.0
+    if normalizer == "gumbel":
+        references.assert_exact_one_hot(weights)
+    else:
+        expected = references.NORMALIZERS[normalizer](similarity)
+        np.testing.assert_allclose(expected[0], 1.0 / 6)
+        np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        read, read_reference(weights, memory), rtol=1e-5, atol=1e-6
+    )
     key_gradient = gradient(
-        lambda k: layer(k, memory=memory, training=True), keys
+        lambda k: layer(k, memory=memory, training=True)[0], keys
     )
     memory_gradient = gradient(
-        lambda m: layer(keys, memory=m, training=True), memory
+        lambda m: layer(keys, memory=m, training=True)[0], memory
     )
     assert np.all(np.isfinite(key_gradient))
     assert np.all(np.isfinite(memory_gradient))
@@ -204,9 +222,13 @@ def test_mixed_precision_output_in_compute_dtype_close_to_float32(
         ({"num_slots": 0, "slot_size": 8}, "num_slots"),
         ({"num_slots": 8, "slot_size": 2.5}, "slot_size"),
         ({"key_strength": 0.0}, "key_strength"),
+        # Beyond float32: the learned strength was inf, the read NaN.
+        ({"key_strength": 1e39}, "key_strength"),
         ({"key_strength": "learned"}, "key_strength"),
         ({"return_weights": "yes"}, "return_weights"),
         ({"epsilon": -1.0}, "epsilon"),
+        # float32 flushes its square to 0: a zero key gave NaN.
+        ({"epsilon": 1e-30}, "epsilon"),
         ({"seed": -1}, "seed"),
     ],
 )

@@ -119,6 +119,41 @@ def test_hidden_softmax_saves_and_reloads_its_alphas(rng, tmp_path):
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
 
 
+def test_hidden_softmax_with_lora_builds_and_reloads_its_alphas(rng, tmp_path):
+    """LoRA, enabled at build from `lora_rank` (as in the config of a layer
+    saved after `enable_lora`), locks Dense's variables: the alpha logits
+    must be added before it."""
+    hidden = HiddenSoftmax(
+        GROUPS * GROUP_SIZE,
+        groups=GROUPS,
+        normalizer="entmax",
+        alpha="learned",
+        lora_rank=2,
+    )
+    inputs = keras.Input(shape=(6,))
+    model = keras.Model(inputs, hidden(inputs))
+    assert hidden.lora_enabled
+    hidden.alpha_logits.assign(ALPHA_LOGITS)
+    hidden.lora_kernel_b.assign(np.full((2, GROUPS * GROUP_SIZE), 0.1))
+    path = tmp_path / "hidden_lora.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    loaded_hidden = loaded.layers[-1]
+    assert loaded_hidden.get_config() == hidden.get_config()
+    np.testing.assert_array_equal(
+        to_numpy(loaded_hidden.alpha_logits), ALPHA_LOGITS
+    )
+    x = rng.normal(size=(BATCH_SIZE, 6)).astype("float32")
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
+    # Dense's `kernel` holds the LoRA update.
+    pre_activations = x @ to_numpy(hidden.kernel) + to_numpy(hidden.bias)
+    np.testing.assert_allclose(
+        to_numpy(model(x)),
+        grouped_entmax(pre_activations, 1.0 + special.expit(ALPHA_LOGITS)),
+        atol=1e-5,
+    )
+
+
 def attention(alpha):
     return SparseMultiHeadAttention(
         num_heads=2,

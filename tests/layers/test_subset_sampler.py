@@ -123,6 +123,10 @@ def test_nan_logits_give_nan_rows():
         (dict(k=2, eval_mode="probs"), "eval_mode"),
         (dict(k=2, temperature=0.0), "temperature"),
         (dict(k=2, axis=1.0), "axis"),
+        # Options of the categorical estimators, which a subset ignored.
+        (dict(k=2, hard=True), "hard"),
+        (dict(k=2, hard=False), "hard"),
+        (dict(k=2, num_samples=3), "num_samples"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, name):

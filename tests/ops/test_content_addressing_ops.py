@@ -13,6 +13,7 @@ from keras import ops
 from scipy import stats
 
 from keras_latent import ops as latent_ops
+from keras_latent.ops.content_addressing import SMALLEST_EPSILON
 from tests import references
 from tests.arrays import to_numpy
 from tests.ops.gradients import gradient
@@ -56,21 +57,24 @@ def test_cosine_similarity_is_scale_invariant_and_bounded(rng):
     assert np.all(np.abs(similarity) <= 1.0 + 1e-6)
 
 
+# The default floor, and the smallest one accepted, whose square is the
+# smallest normal float32 number.
+@pytest.mark.parametrize("epsilon", [1e-6, SMALLEST_EPSILON])
 def test_zero_key_and_zero_row_have_similarity_zero_and_finite_gradients(
-    rng,
+    epsilon, rng
 ):
     keys = rng.normal(size=(3, 5)).astype("float32")
     keys[1] = 0.0
     memory = rng.normal(size=(3, 4, 5)).astype("float32")
     memory[:, 2] = 0.0
-    similarity = to_numpy(latent_ops.cosine_similarity(keys, memory))
+    similarity = to_numpy(latent_ops.cosine_similarity(keys, memory, epsilon))
     np.testing.assert_array_equal(similarity[1], 0.0)
     np.testing.assert_array_equal(similarity[:, 2], 0.0)
     key_gradient = gradient(
-        lambda k: latent_ops.cosine_similarity(k, memory), keys
+        lambda k: latent_ops.cosine_similarity(k, memory, epsilon), keys
     )
     memory_gradient = gradient(
-        lambda m: latent_ops.cosine_similarity(keys, m), memory
+        lambda m: latent_ops.cosine_similarity(keys, m, epsilon), memory
     )
     assert np.all(np.isfinite(key_gradient))
     assert np.all(np.isfinite(memory_gradient))
@@ -221,7 +225,14 @@ def test_half_precision_inputs_are_computed_in_float32(normalizer, rng):
         ({"normalizer": "maxout"}, "normalizer"),
         ({"key_strength": -1.0}, "key_strength"),
         ({"key_strength": float("nan")}, "key_strength"),
+        # Beyond float32: the weights were NaN.
+        ({"key_strength": 1e39}, "key_strength"),
         ({"epsilon": 0.0}, "epsilon"),
+        # Squares that float32 flushes to 0 (a zero key gave 0 / 0 = NaN)
+        # or rounds to inf.
+        ({"epsilon": 1e-20}, "epsilon"),
+        ({"epsilon": 1e20}, "epsilon"),
+        ({"epsilon": float("nan")}, "epsilon"),
     ],
 )
 def test_invalid_arguments_raise(arguments, message):
