@@ -738,8 +738,12 @@ def _entmax_bisect_rows(x, x_max, alpha, n_iter):
         )
         in_support = ops.where(is_softmax, x > -np.inf, in_support)
     probabilities = ops.exp(log_probabilities)
+    # The gradient term multiplies the logits by weights up to 1e26: shifted
+    # by their maximum (without gradient, so the Jacobian is the same) they
+    # lie within 1 / (alpha - 1) of 0 on the support, where logits near the
+    # float32 limit would overflow to inf - inf, NaN.
     return probabilities + _closed_form_gradient_term(
-        x, log_probabilities, in_support, alpha_with_gradient
+        x - x_max, log_probabilities, in_support, alpha_with_gradient
     )
 
 
