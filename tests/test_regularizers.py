@@ -103,6 +103,17 @@ def test_entropy_of_rank_one_input_is_one_example():
     np.testing.assert_allclose(float(value), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(0, 6), (0, 3, 6)])
+def test_entropy_of_an_empty_batch_is_zero(shape):
+    # A reshape to (0, -1, size) cannot infer its -1 from zero entries:
+    # JAX divided by zero and PyTorch refused it.
+    regularizer = regularizers.Entropy(weight=1.0, groups=2)
+    assert float(regularizer(np.zeros(shape, "float32"))) == 0.0
+    layer = keras.layers.Activation("softmax", activity_regularizer=regularizer)
+    assert layer(np.zeros(shape, "float32")).shape == shape
+    assert _activity_loss(layer, np.zeros(shape, "float32")) == 0.0
+
+
 @pytest.mark.parametrize("batch_size", [4, 32])
 def test_entropy_layer_loss_is_weight_times_batch_mean(rng, batch_size):
     layer = keras.layers.Dense(
