@@ -27,9 +27,18 @@ def _unit_vectors(x, epsilon):
     The floor applies to the squared norm, so a zero vector maps to zero
     with a finite gradient: `sqrt` is never differentiated at 0, and the
     gradient through the constant branch of `maximum` is 0.
+
+    A vector with an entry of size 1 or more is first divided by its
+    largest entry (without gradient; the result does not depend on it):
+    entries from about 1e19 on would square to inf in float32, and the
+    vector would map to zero. Its squared norm is then at least 1, above
+    the floor, which it would also exceed unscaled.
     """
+    largest = ops.stop_gradient(ops.amax(ops.abs(x), axis=-1, keepdims=True))
+    scale = ops.where(largest > 1.0, largest, 1.0)
+    x = x / scale
     squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x / ops.sqrt(ops.maximum(squared_norm, epsilon**2))
+    return x / ops.sqrt(ops.maximum(squared_norm, ops.square(epsilon / scale)))
 
 
 def cosine_similarity(keys, memory, epsilon=1e-6):
