@@ -193,7 +193,9 @@ class KLSparsity(keras.regularizers.Regularizer):
         target_logit = math.log(self.target / (1.0 - self.target))
         mean_logit = ops.log(mean_activation) - ops.log1p(-mean_activation)
         kl = bernoulli_kl(target_logit, prior_logits=mean_logit)
-        return _batch_size(x) * self.weight * ops.sum(kl)
+        penalty = _batch_size(x) * self.weight * ops.sum(kl)
+        # An empty batch has no mean activation (0 / 0) and adds nothing.
+        return ops.where(ops.size(x) > 0, penalty, 0.0)
 
     def get_config(self):
         return {"target": self.target, "weight": self.weight}

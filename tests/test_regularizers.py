@@ -172,6 +172,13 @@ def test_kl_sparsity_is_zero_when_mean_activation_equals_target():
     np.testing.assert_allclose(float(value), 0.0, atol=1e-6)
 
 
+def test_kl_sparsity_of_an_empty_batch_is_zero():
+    # The mean activation of no examples is 0 / 0; the penalty, a factor
+    # batch_size = 0 times it, is 0, not NaN.
+    regularizer = regularizers.KLSparsity(target=0.1, weight=1.0)
+    assert float(regularizer(np.zeros((0, 6), "float32"))) == 0.0
+
+
 @pytest.mark.parametrize("batch_size", [4, 32])
 def test_kl_sparsity_layer_loss_is_weight_times_summed_kl(rng, batch_size):
     layer = keras.layers.Dense(
