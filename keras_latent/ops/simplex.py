@@ -71,6 +71,7 @@ def _normalize(normalize_last_axis, x, axis, row_parameter=None):
     x, dtype = as_float32(x)
     if len(x.shape) == 0:
         raise validation.invalid_shape("x", "a tensor of rank >= 1", x.shape)
+    validation.check_axis_in_rank("axis", axis, len(x.shape))
     if is_empty(x):
         return ops.cast(x, dtype)
     x = ops.moveaxis(x, axis, -1)
