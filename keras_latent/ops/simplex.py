@@ -560,7 +560,14 @@ def _alpha_tensor(alpha, x, axis):
     rank = len(x.shape)
     shape = tuple(alpha.shape)
     category_dimension = shape[axis - rank] if len(shape) >= rank - axis else 1
-    if len(shape) > rank or category_dimension not in (1, None):
+    # Aligned from the last axis, as broadcasting aligns them.
+    mismatched = any(
+        size not in (1, None) and x_size is not None and size != x_size
+        for size, x_size in zip(
+            reversed(shape), reversed(x.shape), strict=False
+        )
+    )
+    if len(shape) > rank or category_dimension not in (1, None) or mismatched:
         raise validation.invalid_shape(
             "alpha",
             f"a tensor broadcastable against x (shape {tuple(x.shape)}) of "
