@@ -21,6 +21,23 @@ def _check_epsilon(epsilon):
     return validation.check_positive_float("epsilon", epsilon)
 
 
+def _check_rows(vectors, rows, rows_name, rows_axis, size_name):
+    """Checks that `rows` has rank >= 2 and, along `rows_axis`, the size of
+    the last axis of `vectors` (where both are known)."""
+    size = vectors.shape[-1] if len(vectors.shape) > 0 else None
+    if len(rows.shape) < 2:
+        raise validation.invalid_shape(
+            rows_name, "a tensor of rank >= 2", rows.shape
+        )
+    rows_size = rows.shape[rows_axis]
+    if size is not None and rows_size is not None and size != rows_size:
+        raise validation.invalid_shape(
+            rows_name,
+            f"{size_name} ({size}) along axis {rows_axis}",
+            rows.shape,
+        )
+
+
 def _unit_vectors(x, epsilon):
     """`x / max(norm(x), epsilon)` along the last axis.
 
@@ -74,6 +91,7 @@ def cosine_similarity(keys, memory, epsilon=1e-6):
     epsilon = _check_epsilon(epsilon)
     keys, dtype = as_float32(keys)
     memory, _ = as_float32(memory)
+    _check_rows(keys, memory, "memory", -1, "the key size")
     unit_keys = ops.expand_dims(_unit_vectors(keys, epsilon), -1)
     similarity = ops.matmul(_unit_vectors(memory, epsilon), unit_keys)
     return ops.cast(ops.squeeze(similarity, -1), dtype)
@@ -177,5 +195,6 @@ def weighted_read(weights, values):
     """
     weights, dtype = as_float32(weights)
     values, _ = as_float32(values)
+    _check_rows(weights, values, "values", -2, "the number of slots")
     read = ops.matmul(ops.expand_dims(weights, -2), values)
     return ops.cast(ops.squeeze(read, -2), dtype)

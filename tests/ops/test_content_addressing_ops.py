@@ -263,3 +263,42 @@ def test_invalid_arguments_raise(arguments, message):
         f"Received: {message}=",
     ):
         latent_ops.content_weights(keys, memory, **arguments)
+
+
+@pytest.mark.parametrize(
+    "function, first, second, name, expected",
+    [
+        (
+            latent_ops.cosine_similarity,
+            (2, 3),
+            (4, 5),
+            "memory",
+            "key size (3)",
+        ),
+        (latent_ops.cosine_similarity, (2, 3), (3,), "memory", "rank >= 2"),
+        (
+            latent_ops.content_weights,
+            (2, 3),
+            (2, 4, 2),
+            "memory",
+            "key size (3)",
+        ),
+        (
+            latent_ops.weighted_read,
+            (2, 4),
+            (5, 3),
+            "values",
+            "number of slots (4)",
+        ),
+        (latent_ops.weighted_read, (2, 4), (4,), "values", "rank >= 2"),
+    ],
+)
+def test_mismatched_shapes_raise_a_clear_error(
+    function, first, second, name, expected
+):
+    # The backends' own errors (TypeError, RuntimeError) named no argument.
+    with pytest.raises(
+        ValueError, match=rf"Invalid value received for argument `{name}`"
+    ) as error:
+        function(np.ones(first, "float32"), np.ones(second, "float32"))
+    assert expected in str(error.value)
