@@ -105,15 +105,20 @@ class Entropy(keras.regularizers.Regularizer):
                 f"Received: groups={self.groups} for an input of shape "
                 f"{tuple(x.shape)}"
             )
-        num_examples = ops.shape(x)[0] if len(x.shape) > 1 else 1
-        probabilities = ops.reshape(x, (num_examples, -1, units // self.groups))
+        # Every axis kept, the last split in two: a -1 in the new shape
+        # could not be inferred from an empty batch.
+        probabilities = ops.reshape(
+            x, (*ops.shape(x)[:-1], self.groups, units // self.groups)
+        )
         # log(1) = 0 stands in for log(0): it keeps -inf out of the value and
         # the infinite derivative of log at 0 out of the gradient.
         positive = probabilities > 0
         log_probabilities = ops.log(ops.where(positive, probabilities, 1.0))
         entropy = -ops.sum(probabilities * log_probabilities, axis=-1)
-        penalty = ops.sum(ops.mean(entropy, axis=-1))
-        return self.weight * penalty
+        if len(x.shape) < 2:
+            return self.weight * ops.mean(entropy)
+        per_example = ops.mean(entropy, axis=tuple(range(1, len(x.shape))))
+        return self.weight * ops.sum(per_example)
 
     def get_config(self):
         return {"weight": self.weight, "groups": self.groups}
@@ -190,7 +195,9 @@ class KLSparsity(keras.regularizers.Regularizer):
         target_logit = math.log(self.target / (1.0 - self.target))
         mean_logit = ops.log(mean_activation) - ops.log1p(-mean_activation)
         kl = bernoulli_kl(target_logit, prior_logits=mean_logit)
-        return _batch_size(x) * self.weight * ops.sum(kl)
+        penalty = _batch_size(x) * self.weight * ops.sum(kl)
+        # An empty batch has no mean activation (0 / 0) and adds nothing.
+        return ops.where(ops.size(x) > 0, penalty, 0.0)
 
     def get_config(self):
         return {"target": self.target, "weight": self.weight}

@@ -104,6 +104,17 @@ def test_entropy_of_rank_one_input_is_one_example():
     np.testing.assert_allclose(float(value), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(0, 6), (0, 3, 6)])
+def test_entropy_of_an_empty_batch_is_zero(shape):
+    # A reshape to (0, -1, size) cannot infer its -1 from zero entries:
+    # JAX divided by zero and PyTorch refused it.
+    regularizer = regularizers.Entropy(weight=1.0, groups=2)
+    assert float(regularizer(np.zeros(shape, "float32"))) == 0.0
+    layer = keras.layers.Activation("softmax", activity_regularizer=regularizer)
+    assert layer(np.zeros(shape, "float32")).shape == shape
+    assert _activity_loss(layer, np.zeros(shape, "float32")) == 0.0
+
+
 @pytest.mark.parametrize("batch_size", [4, 32])
 def test_entropy_layer_loss_is_weight_times_batch_mean(rng, batch_size):
     layer = keras.layers.Dense(
@@ -160,6 +171,13 @@ def test_kl_sparsity_is_zero_when_mean_activation_equals_target():
     x = np.array([[0.1, 0.3], [0.5, 0.3]], dtype="float32")
     value = regularizers.KLSparsity(target=0.3, weight=1.0)(x)
     np.testing.assert_allclose(float(value), 0.0, atol=1e-6)
+
+
+def test_kl_sparsity_of_an_empty_batch_is_zero():
+    # The mean activation of no examples is 0 / 0; the penalty, a factor
+    # batch_size = 0 times it, is 0, not NaN.
+    regularizer = regularizers.KLSparsity(target=0.1, weight=1.0)
+    assert float(regularizer(np.zeros((0, 6), "float32"))) == 0.0
 
 
 @pytest.mark.parametrize("batch_size", [4, 32])

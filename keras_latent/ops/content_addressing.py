@@ -40,15 +40,41 @@ def check_epsilon(epsilon):
     return float(epsilon)
 
 
+def _check_rows(vectors, rows, rows_name, rows_axis, size_name):
+    """Checks that `rows` has rank >= 2 and, along `rows_axis`, the size of
+    the last axis of `vectors` (where both are known)."""
+    size = vectors.shape[-1] if len(vectors.shape) > 0 else None
+    if len(rows.shape) < 2:
+        raise validation.invalid_shape(
+            rows_name, "a tensor of rank >= 2", rows.shape
+        )
+    rows_size = rows.shape[rows_axis]
+    if size is not None and rows_size is not None and size != rows_size:
+        raise validation.invalid_shape(
+            rows_name,
+            f"{size_name} ({size}) along axis {rows_axis}",
+            rows.shape,
+        )
+
+
 def _unit_vectors(x, epsilon):
     """`x / max(norm(x), epsilon)` along the last axis.
 
     The floor applies to the squared norm, so a zero vector maps to zero
     with a finite gradient: `sqrt` is never differentiated at 0, and the
     gradient through the constant branch of `maximum` is 0.
+
+    A vector with an entry of size 1 or more is first divided by its
+    largest entry (without gradient; the result does not depend on it):
+    entries from about 1e19 on would square to inf in float32, and the
+    vector would map to zero. Its squared norm is then at least 1, above
+    the floor, which it would also exceed unscaled.
     """
+    largest = ops.stop_gradient(ops.amax(ops.abs(x), axis=-1, keepdims=True))
+    scale = ops.where(largest > 1.0, largest, 1.0)
+    x = x / scale
     squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x / ops.sqrt(ops.maximum(squared_norm, epsilon**2))
+    return x / ops.sqrt(ops.maximum(squared_norm, ops.square(epsilon / scale)))
 
 
 def cosine_similarity(keys, memory, epsilon=1e-6):
@@ -86,6 +112,7 @@ def cosine_similarity(keys, memory, epsilon=1e-6):
     epsilon = check_epsilon(epsilon)
     keys, dtype = as_float32(keys)
     memory, _ = as_float32(memory)
+    _check_rows(keys, memory, "memory", -1, "the key size")
     unit_keys = ops.expand_dims(_unit_vectors(keys, epsilon), -1)
     similarity = ops.matmul(_unit_vectors(memory, epsilon), unit_keys)
     return ops.cast(ops.squeeze(similarity, -1), dtype)
@@ -188,5 +215,6 @@ def weighted_read(weights, values):
     """
     weights, dtype = as_float32(weights)
     values, _ = as_float32(values)
+    _check_rows(weights, values, "values", -2, "the number of slots")
     read = ops.matmul(ops.expand_dims(weights, -2), values)
     return ops.cast(ops.squeeze(read, -2), dtype)

@@ -60,6 +60,7 @@ def tsallis_negentropy(p, alpha, axis=-1):
     alpha = validation.check_float_at_least("alpha", alpha, 1)
     axis = validation.check_axis("axis", axis)
     p, dtype = as_float32(p)
+    validation.check_axis_in_rank("axis", axis, len(p.shape))
     return ops.cast(ops.sum(_negentropy_terms(p, alpha), axis=axis), dtype)
 
 
@@ -209,6 +210,7 @@ def _fenchel_young_loss(target, logits, normalizer, alpha, axis):
     if not _same_shape(target.shape, logits.shape):
         expected = f"the shape of logits, {tuple(logits.shape)}"
         raise validation.invalid_shape("target", expected, target.shape)
+    validation.check_axis_in_rank("axis", axis, len(logits.shape))
     logits = ops.moveaxis(logits, axis, -1)
     target = ops.moveaxis(target, axis, -1)
     if is_empty(logits):

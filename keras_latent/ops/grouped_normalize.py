@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_latent import validation
 from keras_latent.ops.dtypes import as_float32
+from keras_latent.ops.dtypes import is_empty
 from keras_latent.ops.simplex import NORMALIZERS
 from keras_latent.ops.simplex import check_alpha
 from keras_latent.ops.simplex import check_normalizer
@@ -64,10 +65,15 @@ def grouped_normalize(
         )
     groups = validation.check_divisor("groups", groups, "units", units)
     shape = ops.shape(x)
-    grouped = ops.reshape(
-        x / ops.cast(temperature, "float32"),
-        (*shape[:-1], groups, units // groups),
-    )
+    grouped = ops.reshape(x, (*shape[:-1], groups, units // groups))
+    if not is_empty(grouped):
+        # Each group shifted by its finite maximum (without gradient; no
+        # normalizer changes with a constant added) before the division,
+        # which a low temperature would otherwise overflow to inf, and so
+        # NaN: the largest entry is 0, the others at most -inf.
+        group_max = ops.stop_gradient(ops.amax(grouped, axis=-1, keepdims=True))
+        grouped = grouped - ops.where(ops.isfinite(group_max), group_max, 0.0)
+    grouped = grouped / ops.cast(temperature, "float32")
     if normalizer == "entmax":
         if not isinstance(alpha, float):
             alpha = ops.expand_dims(alpha, -1)

@@ -71,6 +71,7 @@ def _normalize(normalize_last_axis, x, axis, row_parameter=None):
     x, dtype = as_float32(x)
     if len(x.shape) == 0:
         raise validation.invalid_shape("x", "a tensor of rank >= 1", x.shape)
+    validation.check_axis_in_rank("axis", axis, len(x.shape))
     if is_empty(x):
         return ops.cast(x, dtype)
     x = ops.moveaxis(x, axis, -1)
@@ -472,7 +473,11 @@ def entmax_bisect(x, alpha=1.5, axis=-1, n_iter=50):
     same float32 input (30,000 random rows), the error is below 5e-7 for
     any `alpha` from just above 1 up to 3.5. Beyond, an entry just inside
     the support is resolved only to the float32 spacing of that offset:
-    errors reach a few 1e-6 at `alpha=4` and about 1e-4 at 5.
+    errors reach a few 1e-6 at `alpha=4` and about 1e-4 at 5. From about
+    10 on, an entry's output can hang on its distance to the threshold
+    below what even float64 resolves: on 40 rows of 6 standard normal
+    logits the error is 2e-2 at `alpha=10` and 0.2 at 30, as for the
+    `entmax` package in float64 (against a 400-digit reference).
 
     The result does not change when a constant is added to a slice.
     Entries of `-inf` mask categories out: they get exactly 0 and a zero
@@ -555,7 +560,14 @@ def _alpha_tensor(alpha, x, axis):
     rank = len(x.shape)
     shape = tuple(alpha.shape)
     category_dimension = shape[axis - rank] if len(shape) >= rank - axis else 1
-    if len(shape) > rank or category_dimension not in (1, None):
+    # Aligned from the last axis, as broadcasting aligns them.
+    mismatched = any(
+        size not in (1, None) and x_size is not None and size != x_size
+        for size, x_size in zip(
+            reversed(shape), reversed(x.shape), strict=False
+        )
+    )
+    if len(shape) > rank or category_dimension not in (1, None) or mismatched:
         raise validation.invalid_shape(
             "alpha",
             f"a tensor broadcastable against x (shape {tuple(x.shape)}) of "
@@ -738,8 +750,12 @@ def _entmax_bisect_rows(x, x_max, alpha, n_iter):
         )
         in_support = ops.where(is_softmax, x > -np.inf, in_support)
     probabilities = ops.exp(log_probabilities)
+    # The gradient term multiplies the logits by weights up to 1e26: shifted
+    # by their maximum (without gradient, so the Jacobian is the same) they
+    # lie within 1 / (alpha - 1) of 0 on the support, where logits near the
+    # float32 limit would overflow to inf - inf, NaN.
     return probabilities + _closed_form_gradient_term(
-        x, log_probabilities, in_support, alpha_with_gradient
+        x - x_max, log_probabilities, in_support, alpha_with_gradient
     )
 
 

@@ -80,6 +80,36 @@ def test_zero_key_and_zero_row_have_similarity_zero_and_finite_gradients(
     assert np.all(np.isfinite(memory_gradient))
 
 
+@pytest.mark.parametrize("scale", [1e20, 1e36])
+def test_vectors_whose_squared_norm_overflows_keep_their_cosine(scale, rng):
+    # Entries of 1e20 square to inf in float32; the norm is taken of the
+    # vector divided by its largest entry, so the cosine stays exact.
+    keys = rng.normal(size=(3, 5)).astype("float32")
+    memory = rng.normal(size=(4, 5)).astype("float32")
+    expected = references.cosine_similarity(keys, memory)
+    for big_keys, big_memory in [
+        (scale * keys, memory),
+        (keys, scale * memory),
+    ]:
+        similarity = to_numpy(
+            latent_ops.cosine_similarity(big_keys, big_memory)
+        )
+        np.testing.assert_allclose(similarity, expected, rtol=1e-5, atol=1e-6)
+    # d cos(k, m) / dk = (m / |m| - cos(k, m) k / |k|) / |k|, summed over
+    # m; at 1e20 (at 1e36 it would fall among float32's denormals).
+    unit_keys = keys / np.linalg.norm(keys, axis=-1, keepdims=True)
+    unit_memory = memory / np.linalg.norm(memory, axis=-1, keepdims=True)
+    expected_gradient = (
+        unit_memory.sum(0) - expected.sum(-1, keepdims=True) * unit_keys
+    ) / np.linalg.norm(1e20 * keys.astype("float64"), axis=-1, keepdims=True)
+    key_gradient = gradient(
+        lambda k: latent_ops.cosine_similarity(k, memory), 1e20 * keys
+    )
+    np.testing.assert_allclose(
+        key_gradient, expected_gradient, rtol=1e-4, atol=1e-26
+    )
+
+
 @pytest.mark.parametrize("normalizer", sorted(references.NORMALIZERS))
 @pytest.mark.parametrize("strength_form", ["float", "tensor"])
 def test_deterministic_weights_match_the_numpy_normalizer(
@@ -244,3 +274,42 @@ def test_invalid_arguments_raise(arguments, message):
         f"Received: {message}=",
     ):
         latent_ops.content_weights(keys, memory, **arguments)
+
+
+@pytest.mark.parametrize(
+    "function, first, second, name, expected",
+    [
+        (
+            latent_ops.cosine_similarity,
+            (2, 3),
+            (4, 5),
+            "memory",
+            "key size (3)",
+        ),
+        (latent_ops.cosine_similarity, (2, 3), (3,), "memory", "rank >= 2"),
+        (
+            latent_ops.content_weights,
+            (2, 3),
+            (2, 4, 2),
+            "memory",
+            "key size (3)",
+        ),
+        (
+            latent_ops.weighted_read,
+            (2, 4),
+            (5, 3),
+            "values",
+            "number of slots (4)",
+        ),
+        (latent_ops.weighted_read, (2, 4), (4,), "values", "rank >= 2"),
+    ],
+)
+def test_mismatched_shapes_raise_a_clear_error(
+    function, first, second, name, expected
+):
+    # The backends' own errors (TypeError, RuntimeError) named no argument.
+    with pytest.raises(
+        ValueError, match=rf"Invalid value received for argument `{name}`"
+    ) as error:
+        function(np.ones(first, "float32"), np.ones(second, "float32"))
+    assert expected in str(error.value)

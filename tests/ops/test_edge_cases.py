@@ -264,6 +264,36 @@ def test_a_rank_0_input_raises_a_clear_error(name):
         NORMALIZERS[name](np.float32(1.0))
 
 
+AXIS_OPS = {
+    "softmax": latent_ops.softmax,
+    "sparsemax": latent_ops.sparsemax,
+    "entmax15": latent_ops.entmax15,
+    "entmax_bisect": latent_ops.entmax_bisect,
+    "tsallis_negentropy": lambda x, axis: latent_ops.tsallis_negentropy(
+        x, 1.5, axis=axis
+    ),
+    "sparsemax_loss": lambda x, axis: latent_ops.sparsemax_loss(
+        x, x, axis=axis
+    ),
+    "entmax15_loss": lambda x, axis: latent_ops.entmax15_loss(x, x, axis=axis),
+    "entmax_bisect_loss": lambda x, axis: latent_ops.entmax_bisect_loss(
+        x, x, axis=axis
+    ),
+}
+
+
+@pytest.mark.parametrize("name", AXIS_OPS)
+@pytest.mark.parametrize("axis", [2, -3])
+def test_an_axis_out_of_range_raises_a_clear_error(name, axis):
+    # PyTorch raised an IndexError, JAX and TensorFlow NumPy's message.
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value received for argument `axis`\. Expected an "
+        rf"axis of a tensor of rank 2\. Received: axis={axis}",
+    ):
+        AXIS_OPS[name](np.full((2, 3), 1 / 3, "float32"), axis=axis)
+
+
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="tf.function only"
 )

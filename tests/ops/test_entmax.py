@@ -187,6 +187,26 @@ def test_large_logits_are_exact(alpha):
         np.testing.assert_allclose(entmax15(x), expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("alpha", [1.5, 3.0, 100.0])
+def test_logits_near_the_float32_limit_are_exact(alpha):
+    """Finite logits up to 3e38 in size give the entmax of their
+    differences: the gradient term, exactly zero forward, multiplies the
+    logits by weights up to 1e26 and so must see them shifted, or its
+    inf - inf makes the value NaN."""
+    x = np.array(
+        [[3e38, 3e38, 0.0], [-3e38, -3e38, -3e38], [1e30, 1e30, 0.0]],
+        dtype="float32",
+    )
+    expected = [[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0]]
+    np.testing.assert_allclose(
+        entmax_bisect(x, alpha), expected, rtol=0, atol=1e-6
+    )
+    per_row = keras.ops.full((3, 1), alpha)
+    np.testing.assert_allclose(
+        entmax_bisect(x, per_row), expected, rtol=0, atol=1e-6
+    )
+
+
 MASKED = np.array(
     [
         [0.3, -np.inf, 1.0, 0.6],

@@ -203,6 +203,7 @@ def test_nan_or_below_1_alpha_gives_nan_in_its_row_only(logits):
         (np.ones((6, 1), "int32"), "Expected a float >= 1 or a float tensor"),
         (np.full((6, 8), 1.5, "float32"), "of size 1 along axis 1"),
         (np.full((1, 6, 1), 1.5, "float32"), "of size 1 along axis 1"),
+        (np.full((4, 1), 1.5, "float32"), "broadcastable against x"),
     ],
 )
 def test_rejects_a_tensor_alpha_of_the_wrong_dtype_or_shape(alpha, message):

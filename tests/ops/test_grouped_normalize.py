@@ -102,6 +102,18 @@ def test_temperature_may_be_a_scalar_tensor(rng):
     np.testing.assert_allclose(p, expected, rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("normalizer", [*NORMALIZERS, "entmax"])
+def test_a_temperature_that_overflows_the_logits_gives_the_argmax(normalizer):
+    # 50 / 1e-37 is inf in float32; each group is shifted by its maximum
+    # first, so that the scaled logits are 0 and large negative numbers.
+    x = np.array([[50.0, 49.0, -3.0, 2.0], [7.0, -np.inf, 1e30, 0.0]])
+    p = grouped_normalize(
+        x.astype("float32"), groups=2, normalizer=normalizer, temperature=1e-37
+    )
+    expected = [[1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]]
+    np.testing.assert_array_equal(p, expected)
+
+
 # The largest relative error of rounding a float32 value to the dtype.
 UNIT_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8}
 
