@@ -1,8 +1,9 @@
-"""The docstring examples of the latent math run as written, on every
-backend: each `>>>` line gives the output shown under it."""
+"""The docstring examples of every module of keras_latent run as written,
+on every backend: each `>>>` line gives the output shown under it."""
 
 import doctest
 import importlib
+import pkgutil
 
 import keras
 import numpy as np
@@ -10,31 +11,33 @@ import pytest
 
 import keras_latent
 
+GLOBALS = {"keras": keras, "keras_latent": keras_latent, "np": np}
+
+
+def docstring_tests(module_name):
+    module = importlib.import_module(module_name)
+    tests = doctest.DocTestFinder().find(module, globs=dict(GLOBALS))
+    return [test for test in tests if test.examples]
+
+
+# The modules that hold examples (the package's __init__ files hold none).
 MODULES = [
-    "keras_latent.ops.bernoulli",
-    "keras_latent.ops.discrete",
-    "keras_latent.ops.estimators",
-    "keras_latent.ops.gumbel",
-    "keras_latent.ops.kl",
-    "keras_latent.ops.noise",
-    "keras_latent.schedules",
-    "keras_latent.layers.bernoulli_latent",
-    "keras_latent.layers.categorical_latent",
-    "keras_latent.layers.gumbel_softmax",
+    module.name
+    for module in pkgutil.walk_packages(
+        keras_latent.__path__, keras_latent.__name__ + "."
+    )
+    if docstring_tests(module.name)
 ]
+
+
+def test_the_modules_with_examples_are_found():
+    assert len(MODULES) >= 26, MODULES
 
 
 @pytest.mark.parametrize("module_name", MODULES)
 def test_docstring_examples_run_as_written(module_name):
-    module = importlib.import_module(module_name)
-    finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = finder.find(
-        module,
-        globs={"keras": keras, "keras_latent": keras_latent, "np": np},
-    )
-    assert any(test.examples for test in tests)
     failures = []
-    for test in tests:
+    for test in docstring_tests(module_name):
         runner.run(test, out=failures.append)
     assert runner.failures == 0, "".join(failures)

@@ -147,7 +147,7 @@ class ContentAddressing(keras.layers.Layer):
     >>> layer = keras_latent.layers.ContentAddressing(
     ...     num_slots=8, slot_size=16, normalizer="sparsemax"
     ... )
-    >>> layer(keras.random.normal((2, 16))).shape
+    >>> tuple(layer(keras.random.normal((2, 16))).shape)
     (2, 16)
     >>> layer = keras_latent.layers.ContentAddressing(return_weights=True)
     >>> read, weights = layer(
@@ -155,7 +155,7 @@ class ContentAddressing(keras.layers.Layer):
     ...     memory=keras.random.normal((2, 8, 16)),
     ...     values=keras.random.normal((2, 8, 4)),
     ... )
-    >>> read.shape, weights.shape
+    >>> tuple(read.shape), tuple(weights.shape)
     ((2, 4), (2, 8))
 
     References:

@@ -44,7 +44,7 @@ class GroupedSoftmax(keras.layers.Layer):
     Example:
 
     >>> layer = keras_latent.layers.GroupedSoftmax(groups=4)
-    >>> layer(keras.random.normal((2, 16))).shape
+    >>> tuple(layer(keras.random.normal((2, 16))).shape)
     (2, 16)
 
     References:

@@ -61,12 +61,13 @@ class HiddenSoftmax(keras.layers.Dense):
     Example:
 
     >>> layer = keras_latent.layers.HiddenSoftmax(256, groups=16)
-    >>> layer(keras.random.normal((2, 784))).shape
+    >>> tuple(layer(keras.random.normal((2, 784))).shape)
     (2, 256)
     >>> layer = keras_latent.layers.HiddenSoftmax(
     ...     256, groups=16, normalizer="entmax", alpha="learned"
     ... )
-    >>> layer(keras.random.normal((2, 784))).shape, layer.alphas.shape
+    >>> outputs = layer(keras.random.normal((2, 784)))
+    >>> tuple(outputs.shape), tuple(layer.alphas.shape)
     ((2, 256), (16,))
 
     References:

@@ -72,7 +72,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     ... )
     >>> x = keras.random.normal((3, 5, 8))
     >>> outputs, weights = layer(x, x, return_attention_scores=True)
-    >>> outputs.shape, weights.shape
+    >>> tuple(outputs.shape), tuple(weights.shape)
     ((3, 5, 8), (3, 2, 5, 5))
 
     References:

@@ -51,7 +51,8 @@ def tsallis_negentropy(p, alpha, axis=-1):
     Example:
 
     >>> p = keras.ops.convert_to_tensor([[1.0, 0.0], [0.5, 0.5]])
-    >>> keras_latent.ops.tsallis_negentropy(p, alpha=2.0)  # (sum p^2 - 1) / 2
+    >>> negentropy = keras_latent.ops.tsallis_negentropy(p, alpha=2.0)
+    >>> keras.ops.convert_to_numpy(negentropy).tolist()  # (sum p^2 - 1) / 2
     [0.0, -0.25]
 
     References:
@@ -99,7 +100,8 @@ def sparsemax_loss(target, logits, axis=-1):
 
     >>> logits = keras.ops.convert_to_tensor([[2.0, 0.0, -1.0]])
     >>> target = keras.ops.convert_to_tensor([[0.0, 1.0, 0.0]])
-    >>> keras_latent.ops.sparsemax_loss(target, logits)  # 2 - 0 + 0 - 0
+    >>> loss = keras_latent.ops.sparsemax_loss(target, logits)
+    >>> keras.ops.convert_to_numpy(loss).tolist()  # 2 - 0 + 0 - 0
     [2.0]
 
     References:
@@ -130,7 +132,8 @@ def entmax15_loss(target, logits, axis=-1):
 
     >>> logits = keras.ops.convert_to_tensor([[4.0, 0.0, -1.0]])
     >>> target = keras.ops.convert_to_tensor([[1.0, 0.0, 0.0]])
-    >>> keras_latent.ops.entmax15_loss(target, logits)  # p is the target
+    >>> loss = keras_latent.ops.entmax15_loss(target, logits)
+    >>> keras.ops.convert_to_numpy(loss).tolist()  # p is the target
     [0.0]
 
     References:
@@ -181,8 +184,9 @@ def entmax_bisect_loss(target, logits, alpha=1.5, axis=-1, n_iter=50):
     >>> logits = keras.ops.convert_to_tensor([[0.0, 0.0]])
     >>> target = keras.ops.convert_to_tensor([[1.0, 0.0]])
     >>> # p = [0.5, 0.5]: 0 + 0 - (2 * 0.5 ** 1.5 - 1) / 0.75
-    >>> keras_latent.ops.entmax_bisect_loss(target, logits, alpha=1.5)
-    [0.3905243]
+    >>> loss = keras_latent.ops.entmax_bisect_loss(target, logits, alpha=1.5)
+    >>> keras.ops.convert_to_numpy(loss).tolist()
+    [0.39052...]
 
     References:
         - [Blondel et al., 2020](https://arxiv.org/abs/1901.02324)
