@@ -24,24 +24,27 @@ def is_schedule(value):
     return isinstance(value, keras.optimizers.schedules.LearningRateSchedule)
 
 
-def check_value_or_schedule(name, value, positive=False):
+def check_value_or_schedule(name, value, minimum=None):
     """Checks a layer's `temperature` or `kl_weight`: a float or a schedule.
 
-    A float must be >= 0 (> 0 if `positive`) and held by float32. A
-    keras-latent schedule must take only such values; a Keras
+    A float must be held by float32, and be >= 0, or >= `minimum` where it
+    is given (`keras_latent.validation.MIN_TEMPERATURE` for a temperature).
+    A keras-latent schedule must take only such values; a Keras
     `LearningRateSchedule` cannot be inspected and is taken as it is.
     Returns the float or the schedule.
     """
     if not is_schedule(value):
-        if validation.is_python_number(value):
-            return validation.check_float32(name, value, positive)
-        raise validation.invalid_value(
-            name, "a float or a schedule (keras_latent.schedules)", value
-        )
+        if not validation.is_python_number(value):
+            raise validation.invalid_value(
+                name, "a float or a schedule (keras_latent.schedules)", value
+            )
+        if minimum is None:
+            return validation.check_float32(name, value)
+        return validation.check_float32_at_least(name, value, minimum)
     lowest = getattr(value, "lower_bound", None)
-    if positive and lowest is not None and lowest < validation.FLOAT32_TINY:
+    if minimum is not None and lowest is not None and lowest < minimum:
         raise validation.invalid_value(
-            name, "a schedule whose values are all > 0", value
+            name, f"a schedule whose values are all >= {minimum:g}", value
         )
     return value
 

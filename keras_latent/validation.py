@@ -11,6 +11,12 @@ import numpy as np
 
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The smallest temperature of a relaxed sample. The noisy logits of a sample
+# lie at most about 17 above their maximum, and are divided by the
+# temperature: below about 5e-38 the quotient overflows float32 and the
+# sample is NaN, and up to 1e-37 the log-sample and its KL underflow.
+# 1e-30 leaves a margin of ten million for the rest of the computation.
+MIN_TEMPERATURE = 1e-30
 
 
 def invalid_value(name, expected, value):
@@ -157,14 +163,36 @@ def check_positive_float32(name, value):
     return check_float32(name, value, positive=True)
 
 
-def check_temperature(name, value):
+def check_temperature(name, value, minimum=MIN_TEMPERATURE):
     """Checks a temperature given as a Python number; tensors pass through.
 
-    A number is checked by `check_positive_float32`. A tensor or variable
-    cannot be inspected inside a compiled function, so only plain numbers
-    are validated here; layers validate their initial value at
+    A number must lie between `minimum` (by default `MIN_TEMPERATURE`, the
+    floor of a relaxed sample) and the largest float32. A tensor or
+    variable cannot be inspected inside a compiled function, so only plain
+    numbers are validated here; layers validate their initial value at
     construction.
     """
     if is_python_number(value):
-        return check_positive_float32(name, value)
+        return check_float32_at_least(name, value, minimum)
     return value
+
+
+def check_float32_at_least(name, value, minimum):
+    """Checks a float between `minimum` > 0 and the largest float32.
+
+    A `minimum` of `FLOAT32_TINY` is `check_positive_float32`. Returns the
+    value as a Python float.
+    """
+    if minimum <= FLOAT32_TINY:
+        return check_positive_float32(name, value)
+    if (
+        not is_python_number(value)
+        or not math.isfinite(value)
+        or not minimum <= value <= FLOAT32_MAX
+    ):
+        raise invalid_value(
+            name,
+            f"a float value between {minimum:g} and {FLOAT32_MAX:.6g}",
+            value,
+        )
+    return float(value)

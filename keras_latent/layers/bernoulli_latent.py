@@ -39,7 +39,7 @@ class BernoulliLatent(LatentLayer):
       and `"reinmax"` draw no relaxed sample and take `kl="analytic"`.
 
     Args:
-        temperature: a float > 0, or a schedule of the training step
+        temperature: a float >= 1e-30, or a schedule of the training step
             (see `keras_latent.schedules`) whose values are > 0.
         hard: None, or whether training samples are exactly 0 or 1:
             `hard=True` alone means `estimator="straight_through_gumbel"`;

@@ -53,7 +53,7 @@ class CategoricalLatent(LatentLayer):
     Args:
         num_variables: the number of latent variables, an integer >= 1.
         num_categories: the number of categories per variable, >= 2.
-        temperature: a float > 0, or a schedule of the training step
+        temperature: a float >= 1e-30, or a schedule of the training step
             (see `keras_latent.schedules`) whose values are > 0.
         hard: None, or whether training samples are one-hot: `hard=True`
             alone means `estimator="straight_through_gumbel"`; given with

@@ -26,7 +26,7 @@ class GumbelSoftmax(RelaxedLayer):
     sample, `"probs"` softmax(logits).
 
     Args:
-        temperature: a float > 0, or a schedule of the training step
+        temperature: a float >= 1e-30, or a schedule of the training step
             (see `keras_latent.schedules`) whose values are > 0.
         hard: None, or whether to return one-hot samples in training:
             `hard=True` alone means `estimator="straight_through_gumbel"`;

@@ -31,7 +31,7 @@ class LatentLayer(RelaxedLayer):
 
     scheduled_arguments = {
         **RelaxedLayer.scheduled_arguments,
-        "kl_weight": False,
+        "kl_weight": None,
     }
 
     def __init__(self, kl_weight=1.0, **kwargs):

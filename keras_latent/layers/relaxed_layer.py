@@ -45,7 +45,7 @@ class RelaxedLayer(keras.layers.Layer):
     training samples are one-hot.
 
     Args:
-        temperature: a float > 0 or a schedule whose values are > 0.
+        temperature: a float >= 1e-30 or a schedule whose values are >= 1e-30.
         hard: None, or whether training samples are one-hot; see above.
         estimator: None (decided by `hard`) or one of
             `keras_latent.ops.estimators.ESTIMATORS`.
@@ -62,9 +62,9 @@ class RelaxedLayer(keras.layers.Layer):
     """
 
     eval_modes = ("mode", "sample", "probs")
-    # The arguments that take a float or a schedule; whether their values
-    # must be > 0.
-    scheduled_arguments = {"temperature": True}
+    # The arguments that take a float or a schedule, and the least value
+    # each takes (None: any float32 number >= 0).
+    scheduled_arguments = {"temperature": validation.MIN_TEMPERATURE}
 
     def __init__(
         self,
@@ -78,7 +78,7 @@ class RelaxedLayer(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self._temperature = schedules.check_value_or_schedule(
-            "temperature", temperature, positive=True
+            "temperature", temperature, self.scheduled_arguments["temperature"]
         )
         self.estimator = resolve_estimator(estimator, hard)
         self.hard = self.estimator not in estimators.RELAXED_ESTIMATORS
@@ -162,8 +162,9 @@ class RelaxedLayer(keras.layers.Layer):
         For `keras_latent.callbacks`, which rebuild the model's train
         function afterwards.
         """
-        positive = self.scheduled_arguments[name]
-        value = schedules.check_value_or_schedule(name, value, positive)
+        value = schedules.check_value_or_schedule(
+            name, value, self.scheduled_arguments[name]
+        )
         setattr(self, f"_{name}", value)
 
     @classmethod

@@ -36,7 +36,7 @@ class SubsetSampler(RelaxedLayer):
     Args:
         k: an integer >= 1, the number of categories to select; at most the
             size of `axis`.
-        temperature: a float > 0, or a schedule of the training step
+        temperature: a float >= 1e-30, or a schedule of the training step
             (see `keras_latent.schedules`) whose values are > 0.
         estimator: `"relaxed"` or `"straight_through"`.
         axis: the category axis.

@@ -33,7 +33,7 @@ def relaxed_bernoulli_logit_sample(logits, temperature=1.0, seed=None):
 
     Args:
         logits: float tensor, the log-odds of each unit.
-        temperature: float > 0 or a scalar tensor.
+        temperature: float >= 1e-30 or a scalar tensor.
         seed: an integer, a `keras.random.SeedGenerator`, or None.
 
     Returns:
@@ -73,7 +73,7 @@ def relaxed_bernoulli(
 
     Args:
         logits: float tensor, the log-odds of each unit.
-        temperature: float > 0 or a scalar tensor.
+        temperature: float >= 1e-30 or a scalar tensor.
         hard: whether to return {0, 1} values with straight-through
             gradients.
         seed: an integer, a `keras.random.SeedGenerator`, or None.
@@ -131,7 +131,7 @@ def relaxed_bernoulli_logit_log_prob(logit_sample, logits, temperature):
         logit_sample: float tensor, the logit of a sample.
         logits: float tensor broadcastable to it, the distribution's
             log-odds.
-        temperature: float > 0 or a scalar tensor.
+        temperature: float >= 1e-30 or a scalar tensor.
 
     Returns:
         The elementwise log-density, in the dtype of `logits`.

@@ -89,7 +89,7 @@ def straight_through_gumbel(
 
     Args:
         logits: float tensor of unnormalized log-probabilities.
-        temperature: float > 0, or a scalar tensor.
+        temperature: float >= 1e-30, or a scalar tensor.
         axis: the category axis.
         seed: an integer, a `keras.random.SeedGenerator`, or None.
         noise: None, or uniform draws on (0, 1) of the shape of `logits`,
@@ -295,7 +295,7 @@ def gumbel_rao(
 
     Args:
         logits: float tensor of unnormalized log-probabilities.
-        temperature: float > 0, or a scalar tensor.
+        temperature: float >= 1e-30, or a scalar tensor.
         num_samples: K, the number of conditional draws, an integer >= 1.
         axis: the category axis.
         seed: an integer, a `keras.random.SeedGenerator`, or None.
@@ -386,7 +386,7 @@ def reinmax(logits, temperature=1.0, axis=-1, seed=None, noise=None):
 
     Args:
         logits: float tensor of unnormalized log-probabilities.
-        temperature: float > 0, or a scalar tensor; the paper's `tau`.
+        temperature: float >= 1e-30, or a scalar tensor; the paper's `tau`.
         axis: the category axis.
         seed: an integer, a `keras.random.SeedGenerator`, or None.
         noise: None, or uniform draws on (0, 1) of the shape of `logits`.
@@ -446,7 +446,7 @@ def categorical_estimator(
     Args:
         logits: float tensor of unnormalized log-probabilities.
         estimator: one of `ESTIMATORS`.
-        temperature: float > 0, or a scalar tensor (unused by
+        temperature: float >= 1e-30, or a scalar tensor (unused by
             `"straight_through"`).
         num_samples: the K of `"gumbel_rao"`.
         axis: the category axis.
@@ -594,7 +594,7 @@ def bernoulli_estimator(
     Args:
         logits: float tensor, the log-odds of each unit.
         estimator: one of `ESTIMATORS`.
-        temperature: float > 0, or a scalar tensor (unused by
+        temperature: float >= 1e-30, or a scalar tensor (unused by
             `"straight_through"`).
         num_samples: the K of `"gumbel_rao"`, an integer >= 1.
         seed: an integer, a `keras.random.SeedGenerator`, or None.

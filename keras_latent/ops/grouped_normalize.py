@@ -43,9 +43,10 @@ def grouped_normalize(
     Example:
 
     >>> x = keras.ops.convert_to_tensor([[1.0, 2.0, 3.0, 3.0]])
-    >>> keras_latent.ops.grouped_normalize(x, groups=2, normalizer="sparsemax")
-    ... # doctest: +SKIP
-    [[0., 1., 0.5, 0.5]]
+    >>> y = keras_latent.ops.grouped_normalize(
+    ...     x, groups=2, normalizer="sparsemax")
+    >>> keras.ops.convert_to_numpy(y).tolist()
+    [[0.0, 1.0, 0.5, 0.5]]
 
     References:
         - [Martins and Astudillo, 2016](https://arxiv.org/abs/1602.02068)
@@ -54,7 +55,11 @@ def grouped_normalize(
     """
     normalize = NORMALIZERS[check_normalizer(normalizer)]
     alpha = check_alpha(alpha, normalizer)
-    temperature = validation.check_temperature("temperature", temperature)
+    # Each group is shifted by its maximum before the division, so that any
+    # positive float32 temperature gives the normalizer or its limit.
+    temperature = validation.check_temperature(
+        "temperature", temperature, minimum=validation.FLOAT32_TINY
+    )
     x, dtype = as_float32(x)
     if len(x.shape) == 0:
         raise validation.invalid_shape("x", "a tensor of rank >= 1", x.shape)

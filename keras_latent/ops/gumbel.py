@@ -124,7 +124,7 @@ def relaxed_one_hot_log_sample(logits, temperature=1.0, axis=-1, seed=None):
         logits: float tensor of unnormalized log-probabilities. Entries of
             `-inf` mask categories out: their log-sample is `-inf`. A slice
             holding NaN or `+inf` gives NaN.
-        temperature: float > 0, or a scalar tensor.
+        temperature: float >= 1e-30, or a scalar tensor.
         axis: the category axis.
         seed: an integer, a `keras.random.SeedGenerator`, or None.
 
@@ -188,7 +188,7 @@ def gumbel_softmax(
         logits: float tensor of unnormalized log-probabilities. Entries of
             `-inf` mask categories out: they are never sampled. A slice
             holding NaN or `+inf` gives NaN.
-        temperature: float > 0, or a scalar tensor (for example an annealed
+        temperature: float >= 1e-30, or a scalar tensor (for example an annealed
             variable).
         hard: whether to return a one-hot sample with straight-through
             gradients.
@@ -347,7 +347,7 @@ def exp_relaxed_one_hot_log_prob(log_sample, logits, temperature, axis=-1):
         log_sample: float tensor, a log-sample along `axis`.
         logits: float tensor of the same shape, the distribution's logits;
             the number of categories along `axis` must be known statically.
-        temperature: float > 0 or a scalar tensor.
+        temperature: float >= 1e-30 or a scalar tensor.
         axis: the category axis.
 
     Returns:
@@ -435,7 +435,7 @@ def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
     Args:
         sample: float tensor on the simplex along `axis`.
         logits: float tensor of the same shape, the distribution's logits.
-        temperature: float > 0 or a scalar tensor.
+        temperature: float >= 1e-30 or a scalar tensor.
         axis: the category axis.
 
     Returns:

@@ -144,7 +144,7 @@ def relaxed_categorical_kl(
             number of categories along `axis` must be known statically.
         prior_logits: float tensor broadcastable to `logits`, or None for
             the uniform prior.
-        temperature: float > 0 or a scalar tensor, the temperature of both
+        temperature: float >= 1e-30 or a scalar tensor, the temperature of both
             distributions and of the log-sample.
         axis: the category axis.
 
@@ -198,7 +198,7 @@ def relaxed_bernoulli_kl(
         logits: float tensor of the same shape, the posterior log-odds.
         prior_logits: float tensor broadcastable to `logits`, or None for
             the prior log-odds 0.
-        temperature: float > 0 or a scalar tensor.
+        temperature: float >= 1e-30 or a scalar tensor.
 
     Returns:
         A tensor of the shape and dtype of `logits`.

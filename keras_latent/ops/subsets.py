@@ -141,7 +141,7 @@ def relaxed_top_k(logits, k, temperature=1.0, axis=-1, seed=None, noise=None):
             NaN or `+inf`, or with fewer than `k` unmasked categories,
             gives NaN.
         k: integer between 1 and the number of categories.
-        temperature: float > 0, or a scalar tensor.
+        temperature: float >= 1e-30, or a scalar tensor.
         axis: the category axis.
         seed: an integer, a `keras.random.SeedGenerator`, or None.
         noise: None, or uniform draws on (0, 1) of the shape of `logits`,
@@ -190,7 +190,7 @@ def straight_through_top_k(
             holding NaN or `+inf`, or with fewer than `k` unmasked
             categories, gives NaN.
         k: integer between 1 and the number of categories.
-        temperature: float > 0, or a scalar tensor.
+        temperature: float >= 1e-30, or a scalar tensor.
         axis: the category axis.
         seed: an integer, a `keras.random.SeedGenerator`, or None.
         noise: None, or uniform draws on (0, 1) of the shape of `logits`,

@@ -357,3 +357,65 @@ def test_a_temperature_float32_cannot_hold_is_rejected(temperature):
         latent_ops.grouped_normalize(
             np.zeros((1, 2), "float32"), 1, "softmax", temperature
         )
+
+
+RELAXED_SAMPLES = {
+    "gumbel_softmax": lambda x, t: latent_ops.gumbel_softmax(x, t, seed=2),
+    "gumbel_rao": lambda x, t: latent_ops.gumbel_rao(x, t, seed=2),
+    "relaxed_bernoulli": lambda x, t: latent_ops.relaxed_bernoulli(
+        x, t, seed=2
+    ),
+    "relaxed_top_k": lambda x, t: latent_ops.relaxed_top_k(x, 2, t, seed=2),
+}
+
+
+@pytest.mark.parametrize("name", RELAXED_SAMPLES)
+@pytest.mark.parametrize("temperature", [2e-38, 1e-31, 0.0])
+def test_a_relaxed_sample_rejects_a_temperature_below_its_floor(
+    name, temperature
+):
+    """Below about 5e-38 the noisy logits divided by the temperature
+    overflowed float32 (NaN in 5% of Gumbel-softmax rows and 48% of
+    Gumbel-Rao's at 2e-38); the floor, 1e-30, keeps a wide margin."""
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value received for argument `temperature`\. "
+        r"Expected a float value between 1e-30 and 3\.40282e\+38\. "
+        r"Received: temperature=",
+    ):
+        RELAXED_SAMPLES[name](np.zeros((2, 4), "float32"), temperature)
+
+
+def test_relaxed_samples_and_kls_at_the_temperature_floor_are_the_limits(
+    rng,
+):
+    """At 1e-30 a Gumbel-softmax sample is the one-hot of its Gumbel-max
+    draw, and its log-sample's Monte Carlo KL is finite, on every row."""
+    logits = rng.normal(size=(256, 10)).astype("float32")
+    # The same seed draws the same noise; the argmax of a sample at any
+    # temperature is the Gumbel-max category.
+    at_one = to_numpy(latent_ops.gumbel_softmax(logits, 1.0, seed=3))
+    sample = to_numpy(latent_ops.gumbel_softmax(logits, 1e-30, seed=3))
+    np.testing.assert_array_equal(sample, np.eye(10)[np.argmax(at_one, -1)])
+    log_sample = latent_ops.relaxed_one_hot_log_sample(logits, 1e-30, seed=4)
+    kl = to_numpy(
+        latent_ops.relaxed_categorical_kl(log_sample, logits, None, 1e-30)
+    )
+    assert np.all(np.isfinite(kl)), kl
+
+
+@pytest.mark.parametrize(
+    "layer_class", ["CategoricalLatent", "BernoulliLatent", "GumbelSoftmax"]
+)
+def test_a_relaxed_layer_rejects_a_temperature_below_its_floor(layer_class):
+    from keras_latent import layers
+    from keras_latent import schedules
+
+    layer = getattr(layers, layer_class)
+    arguments = (2, 3) if layer_class == "CategoricalLatent" else ()
+    with pytest.raises(ValueError, match=r"between 1e-30 and 3\.40282e\+38"):
+        layer(*arguments, temperature=1e-31)
+    decay = schedules.ExponentialDecay(1.0, 1e-31, 1e-3)
+    with pytest.raises(ValueError, match=r"values are all >= 1e-30"):
+        layer(*arguments, temperature=decay)
+    layer(*arguments, temperature=schedules.ExponentialDecay(1.0, 1e-30, 1e-3))
