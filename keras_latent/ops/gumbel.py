@@ -247,7 +247,10 @@ def sample_one_hot(logits, axis=-1, seed=None):
     as `Categorical(softmax(logits))` along `axis`. The maximum of the
     logits is subtracted first, which keeps the sample exact for any finite
     logits (equal logits of 1e8 are drawn with equal frequencies). The
-    result carries no gradient.
+    result carries no gradient. The float32 uniform draws under the noise
+    lie on a grid of 2**-23 (2**-24 on PyTorch), as those of any float32
+    sampler: categories of probability below about 1e-7 are drawn at that
+    resolution, not at their own probability.
 
     Args:
         logits: float tensor of unnormalized log-probabilities, any rank;

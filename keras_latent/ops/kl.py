@@ -131,7 +131,11 @@ def relaxed_categorical_kl(
     not depend on the common temperature: the log-sample is, up to a shift,
     an invertible map of `log_softmax(logits) + g`, the same map for both.
     Computed from the log-sample, the estimate stays exact at low
-    temperatures, where most entries of the sample underflow float32.
+    temperatures, where most entries of the sample underflow float32. At
+    high temperatures the log-sample's entries differ by about 1 /
+    temperature, which float32 resolves up to a temperature of about 1e4:
+    the mean estimate moves by 4e-4 nats from 1 to 1e4, by 0.05 at 1e5 and
+    by 0.4 at 1e6 (10 categories, 200,000 draws each, the same noise).
 
     Categories masked with `-inf` logits are left out of both densities;
     the default prior is uniform over the unmasked categories. A prior
