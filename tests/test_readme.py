@@ -215,10 +215,10 @@ def check_ops(namespace, printed):
     sample = to_numpy(sample)
     assert sample[0, 2] == 0.0  # "the masked category gets exactly 0"
     np.testing.assert_allclose(np.sum(sample), 1.0, rtol=1e-5)
-    # KL(softmax([1, 2, -inf]) || uniform over the 3 categories).
+    # KL(softmax([1, 2, -inf]) || uniform over the 2 unmasked categories).
     p = softmax([1.0, 2.0])
     np.testing.assert_allclose(
-        to_numpy(kl), [np.sum(p * np.log(3 * p))], rtol=1e-5
+        to_numpy(kl), [np.sum(p * np.log(2 * p))], rtol=1e-5
     )
     assert np.all(np.isfinite(to_numpy(log_prob)))
     assert_one_hot(exact_sample)
