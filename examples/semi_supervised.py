@@ -39,11 +39,13 @@ import image_datasets
 import keras
 import mixed_precision
 import numpy as np
+import output_files
 from keras import ops
 
 import keras_latent
 
 LABELLED_SHARE = 0.05  # of the training rows, labelled images repeated.
+OUTPUT_FILES = ("metrics.json", "class_samples.png", "model.keras")
 
 """
 ## Three small layers
@@ -407,6 +409,11 @@ def main(argv=None):
     parser.add_argument(
         "--output-dir", default="outputs/semi_supervised", help="its files"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier run in --output-dir",
+    )
     data_parallel.add_arguments(parser)
     mixed_precision.add_arguments(parser)
     args = parse_arguments(parser, argv)
@@ -422,6 +429,9 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     args.output_dir = engine.output_dir(args.output_dir)
+    output_files.refuse_to_overwrite(
+        parser, args.output_dir, OUTPUT_FILES, args.overwrite
+    )
     os.makedirs(args.output_dir, exist_ok=True)
     keras.config.set_dtype_policy(args.dtype_policy)
     model, result = train_and_evaluate(args, data, args.seed, engine)
