@@ -449,7 +449,8 @@ def main(argv=None):
         f"{result['test_neg_elbo']:.2f} nats/image. Wrote {args.output_dir}"
         "/{metrics.json, class_samples.png, model.keras}"
     )
-    if difference > 1e-5:
+    # `not <=` so that a NaN difference fails too.
+    if not difference <= 1e-5:
         print(f"error: the reloaded model differs by {difference:.3g}")
         return 1
     return 0

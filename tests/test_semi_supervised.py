@@ -2,6 +2,7 @@
 and its harness over seeds, `benchmarks/semi_supervised_seeds.py`."""
 
 import json
+import math
 
 import keras
 import numpy as np
@@ -224,3 +225,18 @@ def test_semi_supervised_keeps_an_earlier_runs_files(example, tmp_path, capsys):
     assert "already holds model.keras" in capsys.readouterr().err
     assert (tmp_path / "model.keras").read_text() == "an earlier run"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras"]
+
+
+def test_a_nan_reload_difference_fails_the_run(
+    example, monkeypatch, tmp_path, capsys
+):
+    """The reload check compares with `<=`: a NaN difference (a reloaded
+    model giving NaN) must fail the run, not pass as within 1e-5."""
+    monkeypatch.setattr(
+        example,
+        "train_and_evaluate",
+        lambda *args: (None, {"test_accuracy": 0.5, "test_neg_elbo": 30.0}),
+    )
+    monkeypatch.setattr(example, "save_and_check", lambda *args: math.nan)
+    assert example.main(["--output-dir", str(tmp_path)]) == 1
+    assert "the reloaded model differs by nan" in capsys.readouterr().out
