@@ -223,7 +223,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64, help="batch")
     parser.add_argument("--seed", type=int, default=0, help="seed of a run")
     args = parser.parse_args(argv)
-    data = image_datasets.load_images(args.dataset, binarize=False)
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        data = image_datasets.load_images(args.dataset, binarize=False)
+    except image_datasets.DatasetUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     x_test = data[1][0]
 
     print(

@@ -171,7 +171,14 @@ def main(argv=None):
         "--seeds", type=int, nargs="+", default=[0], help="seeds of the runs"
     )
     args = parser.parse_args(argv)
-    data = image_datasets.load_images(args.dataset, binarize=False)
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        data = image_datasets.load_images(args.dataset, binarize=False)
+    except image_datasets.DatasetUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     results = compare(
         args.variants, data, args.epochs, args.batch_size, args.seeds
     )
