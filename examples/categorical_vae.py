@@ -479,10 +479,12 @@ def parse_arguments(argv):
             f"--num-samples must be at least "
             f"{MINIMUM_NUM_SAMPLES[args.estimator]} with {args.estimator}"
         )
-    if not 0 < args.minimum_temperature <= args.initial_temperature:
+    if not (
+        0 < args.minimum_temperature <= args.initial_temperature < math.inf
+    ):
         parser.error(
             "the temperatures need 0 < --minimum-temperature <= "
-            "--initial-temperature"
+            "--initial-temperature, finite"
         )
     return parser, args
 

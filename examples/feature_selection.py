@@ -36,6 +36,7 @@ It writes `results.json`, `results.md`, `selection.png` and `model.keras`
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -297,8 +298,8 @@ def parse_arguments(argv):
     for name in ("train_images", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.temperature <= 0:
-        parser.error("--temperature must be above 0")
+    if not 0 < args.temperature < math.inf:
+        parser.error("--temperature must be above 0 and finite")
     return parser, args
 
 

@@ -316,6 +316,20 @@ def test_categorical_vae_rejects_a_malformed_latent_flag(capsys):
     assert "--latent expects NxK" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "temperatures", [("inf", "0.5"), ("nan", "0.5"), ("1.0", "nan")]
+)
+def test_categorical_vae_rejects_temperatures_not_finite(temperatures, capsys):
+    example = load_example("categorical_vae")
+    initial, minimum = temperatures
+    with pytest.raises(SystemExit) as stop:
+        example.parse_arguments(
+            ["--initial-temperature", initial, "--minimum-temperature", minimum]
+        )
+    assert stop.value.code == 2
+    assert "the temperatures need" in capsys.readouterr().err
+
+
 def test_categorical_vae_reports_a_missing_dataset(monkeypatch, capsys):
     example = load_example("categorical_vae")
 

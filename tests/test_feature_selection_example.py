@@ -123,3 +123,13 @@ def test_without_fashion_mnist_the_default_falls_back_to_the_digits(
     with pytest.raises(SystemExit) as exit_info:
         example.load_data(parser, args)
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("temperature", ["0", "nan", "inf"])
+def test_a_temperature_not_positive_and_finite_is_a_usage_error(
+    example, temperature, capsys
+):
+    with pytest.raises(SystemExit) as stop:
+        example.parse_arguments(["--temperature", temperature])
+    assert stop.value.code == 2
+    assert "--temperature must be above 0" in capsys.readouterr().err
