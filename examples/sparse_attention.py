@@ -29,6 +29,7 @@ to `--output-dir`.
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -173,6 +174,10 @@ def logits_and_weights(model, inputs):
 
 
 def evaluate(logits, weights, targets, positions):
+    """The figures of `FIGURES`; each NaN if a logit or weight is NaN or
+    infinite (a diverged model, whose argmax and supports mean nothing)."""
+    if not (np.all(np.isfinite(logits)) and np.all(np.isfinite(weights))):
+        return dict.fromkeys(FIGURES, math.nan)
     rows = np.arange(len(targets))
     return {
         "accuracy": float(np.mean(np.argmax(logits, -1) == targets)),

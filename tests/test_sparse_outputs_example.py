@@ -86,3 +86,19 @@ def test_a_missing_dataset_is_reported_in_one_line(script, monkeypatch):
     with contextlib.redirect_stderr(io.StringIO()) as errors:
         assert example.main(["--dataset", "mnist"]) == 2
     assert errors.getvalue() == "error: install it\n"
+
+
+def test_a_model_with_a_nan_logit_gets_nan_figures():
+    """Before, argmax of NaN logits was class 0 (a plausible accuracy)
+    and a NaN probability was outside every support."""
+    example = example_modules.load("sparse_outputs")
+    labels = np.array([0, 1, 2])
+    logits = np.eye(3, 4, dtype="float32")
+    logits[1, 2] = np.nan
+
+    def model(images, training):
+        return logits
+
+    figures = example.evaluate("sparsemax", model, None, labels)
+    assert set(figures) == set(example.FIGURES)
+    assert all(np.isnan(value) for value in figures.values())
