@@ -167,7 +167,12 @@ def pixel_masks(model, images):
 
 
 def evaluate(model, images, labels, full_predictions):
-    predictions = predicted_classes(model, images)
+    """The accuracy and post-hoc accuracy; NaN for a model with a NaN or
+    infinite logit (diverged), whose argmax would mean nothing."""
+    logits = keras.ops.convert_to_numpy(model(images))
+    if not np.all(np.isfinite(logits)):
+        return {"accuracy": math.nan, "post_hoc_accuracy": math.nan}
+    predictions = np.argmax(logits, axis=-1)
     return {
         "accuracy": float(np.mean(predictions == labels)),
         "post_hoc_accuracy": float(np.mean(predictions == full_predictions)),

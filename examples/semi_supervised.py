@@ -257,6 +257,14 @@ def unlabelled(images, num_classes=image_datasets.NUM_CLASSES):
     return {"images": images, "labels": labels}
 
 
+def accuracy(class_logits, labels):
+    """The share of rows whose largest logit is the label's; NaN if a logit
+    is NaN or infinite (a diverged model), where argmax means nothing."""
+    if not np.all(np.isfinite(class_logits)):
+        return math.nan
+    return float(np.mean(class_logits.argmax(-1) == labels))
+
+
 def call_in_chunks(model, images, output_name, chunk_size=1000):
     """One output on unlabelled `images`, by plain calls (nothing compiled)."""
     chunks = []
@@ -285,8 +293,7 @@ def train_and_evaluate(args, data, seed, engine=None):
     per_epoch = []
 
     def test_accuracy():
-        class_logits = call_in_chunks(model, x_test, "class_logits")
-        return float(np.mean(class_logits.argmax(-1) == y_test))
+        return accuracy(call_in_chunks(model, x_test, "class_logits"), y_test)
 
     with engine.scope():
         parts = build_parts(

@@ -240,3 +240,12 @@ def test_a_nan_reload_difference_fails_the_run(
     monkeypatch.setattr(example, "save_and_check", lambda *args: math.nan)
     assert example.main(["--output-dir", str(tmp_path)]) == 1
     assert "the reloaded model differs by nan" in capsys.readouterr().out
+
+
+def test_accuracy_is_nan_for_a_nan_logit(example):
+    """Before, argmax took a NaN row's class as its first NaN's index."""
+    labels = np.array([0, 1, 1])
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    assert example.accuracy(logits, labels) == pytest.approx(2 / 3)
+    logits[2, 1] = np.nan
+    assert math.isnan(example.accuracy(logits, labels))
