@@ -47,6 +47,7 @@ import image_datasets
 import keras
 import mixed_precision
 import numpy as np
+import output_files
 import training_timer
 
 import keras_latent
@@ -342,6 +343,12 @@ def negative_importance_weighted_bound(model, images, num_samples, seed):
 
 
 ESTIMATORS = (*keras_latent.ops.estimators.ESTIMATORS, "reinforce_loo")
+OUTPUT_FILES = (
+    "metrics.json",
+    "reconstructions.png",
+    "samples.png",
+    "model.keras",
+)
 # K of Gumbel-Rao, S of REINFORCE-LOO (whose baseline needs two samples).
 DEFAULT_NUM_SAMPLES = {"gumbel_rao": 10, "reinforce_loo": 4}
 MINIMUM_NUM_SAMPLES = {"gumbel_rao": 1, "reinforce_loo": 2}
@@ -439,6 +446,11 @@ def parse_arguments(argv):
         help="where metrics.json, the plots and model.keras go",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier run in --output-dir",
+    )
+    parser.add_argument(
         "--verbose",
         type=int,
         default=2,
@@ -467,12 +479,14 @@ def parse_arguments(argv):
             f"--num-samples must be at least "
             f"{MINIMUM_NUM_SAMPLES[args.estimator]} with {args.estimator}"
         )
-    if not 0 < args.minimum_temperature <= args.initial_temperature:
+    if not (
+        0 < args.minimum_temperature <= args.initial_temperature < math.inf
+    ):
         parser.error(
             "the temperatures need 0 < --minimum-temperature <= "
-            "--initial-temperature"
+            "--initial-temperature, finite"
         )
-    return args
+    return parser, args
 
 
 """
@@ -481,7 +495,7 @@ def parse_arguments(argv):
 
 
 def main(argv=None):
-    args = parse_arguments(argv)
+    parser, args = parse_arguments(argv)
     try:
         (x_train, _), (x_test, _) = image_datasets.load_images(args.dataset)
     except image_datasets.DatasetUnavailableError as error:
@@ -495,6 +509,9 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     args.output_dir = engine.output_dir(args.output_dir)
+    output_files.refuse_to_overwrite(
+        parser, args.output_dir, OUTPUT_FILES, args.overwrite
+    )
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     keras.config.set_dtype_policy(args.dtype_policy)

@@ -36,6 +36,7 @@ It writes `results.json`, `results.md`, `selection.png` and `model.keras`
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -166,7 +167,12 @@ def pixel_masks(model, images):
 
 
 def evaluate(model, images, labels, full_predictions):
-    predictions = predicted_classes(model, images)
+    """The accuracy and post-hoc accuracy; NaN for a model with a NaN or
+    infinite logit (diverged), whose argmax would mean nothing."""
+    logits = keras.ops.convert_to_numpy(model(images))
+    if not np.all(np.isfinite(logits)):
+        return {"accuracy": math.nan, "post_hoc_accuracy": math.nan}
+    predictions = np.argmax(logits, axis=-1)
     return {
         "accuracy": float(np.mean(predictions == labels)),
         "post_hoc_accuracy": float(np.mean(predictions == full_predictions)),
@@ -297,8 +303,8 @@ def parse_arguments(argv):
     for name in ("train_images", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.temperature <= 0:
-        parser.error("--temperature must be above 0")
+    if not 0 < args.temperature < math.inf:
+        parser.error("--temperature must be above 0 and finite")
     return parser, args
 
 

@@ -152,6 +152,9 @@ set: one row per example, one column per unit.
   directions the layer uses. Centring keeps the constant sum of a softmax
   from counting as a direction.
 - Near-zero fraction: the share of activations with |a| < 1e-3.
+
+A layer with a NaN or infinite activation (a diverged run) is not
+measured: each measure is NaN.
 """
 
 NEAR_ZERO_THRESHOLD = 1e-3
@@ -169,9 +172,10 @@ def last_hidden_activations(model, images):
 def mean_absolute_correlation(activations):
     """Returns `(mean |correlation|, number of constant units)`."""
     activations = np.asarray(activations, dtype="float64")
-    varying = np.ptp(activations, axis=0) > 0
-    num_constant = int(np.sum(~varying))
-    if np.sum(varying) < 2:
+    spread = np.ptp(activations, axis=0)
+    num_constant = int(np.sum(spread == 0))
+    varying = spread > 0
+    if not np.all(np.isfinite(activations)) or np.sum(varying) < 2:
         return math.nan, num_constant
     correlation = np.corrcoef(activations[:, varying], rowvar=False)
     upper = np.triu_indices_from(correlation, k=1)
@@ -181,6 +185,8 @@ def mean_absolute_correlation(activations):
 def effective_rank(activations):
     """Roy and Vetterli's effective rank; NaN when no unit varies."""
     activations = np.asarray(activations, dtype="float64")
+    if not np.all(np.isfinite(activations)):
+        return math.nan
     centred = activations - np.mean(activations, axis=0)
     singular_values = np.linalg.svd(centred, compute_uv=False)
     total = np.sum(singular_values)
@@ -191,7 +197,10 @@ def effective_rank(activations):
 
 
 def near_zero_fraction(activations, threshold=NEAR_ZERO_THRESHOLD):
-    return float(np.mean(np.abs(np.asarray(activations)) < threshold))
+    activations = np.asarray(activations)
+    if not np.all(np.isfinite(activations)):
+        return math.nan
+    return float(np.mean(np.abs(activations) < threshold))
 
 
 """
@@ -223,7 +232,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64, help="batch")
     parser.add_argument("--seed", type=int, default=0, help="seed of a run")
     args = parser.parse_args(argv)
-    data = image_datasets.load_images(args.dataset, binarize=False)
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        data = image_datasets.load_images(args.dataset, binarize=False)
+    except image_datasets.DatasetUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     x_test = data[1][0]
 
     print(

@@ -6,7 +6,8 @@ import os
 
 def refuse_to_overwrite(parser, output_dir, names, overwrite):
     """Stops with a usage error if `output_dir` already holds any of
-    `names` and `overwrite` is False.
+    `names` and `overwrite` is False, or is a file and not a folder
+    (whatever `overwrite`).
 
     Args:
         parser: the script's `argparse.ArgumentParser`, whose `exit`
@@ -15,6 +16,12 @@ def refuse_to_overwrite(parser, output_dir, names, overwrite):
         names: the file names the script writes there.
         overwrite: the script's `--overwrite` flag.
     """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        parser.exit(
+            2,
+            f"error: --output-dir {output_dir} is a file, not a folder; "
+            "pass another --output-dir\n",
+        )
     existing = [
         name for name in names if os.path.exists(os.path.join(output_dir, name))
     ]

@@ -39,11 +39,13 @@ import image_datasets
 import keras
 import mixed_precision
 import numpy as np
+import output_files
 from keras import ops
 
 import keras_latent
 
 LABELLED_SHARE = 0.05  # of the training rows, labelled images repeated.
+OUTPUT_FILES = ("metrics.json", "class_samples.png", "model.keras")
 
 """
 ## Three small layers
@@ -255,6 +257,14 @@ def unlabelled(images, num_classes=image_datasets.NUM_CLASSES):
     return {"images": images, "labels": labels}
 
 
+def accuracy(class_logits, labels):
+    """The share of rows whose largest logit is the label's; NaN if a logit
+    is NaN or infinite (a diverged model), where argmax means nothing."""
+    if not np.all(np.isfinite(class_logits)):
+        return math.nan
+    return float(np.mean(class_logits.argmax(-1) == labels))
+
+
 def call_in_chunks(model, images, output_name, chunk_size=1000):
     """One output on unlabelled `images`, by plain calls (nothing compiled)."""
     chunks = []
@@ -283,8 +293,7 @@ def train_and_evaluate(args, data, seed, engine=None):
     per_epoch = []
 
     def test_accuracy():
-        class_logits = call_in_chunks(model, x_test, "class_logits")
-        return float(np.mean(class_logits.argmax(-1) == y_test))
+        return accuracy(call_in_chunks(model, x_test, "class_logits"), y_test)
 
     with engine.scope():
         parts = build_parts(
@@ -407,6 +416,11 @@ def main(argv=None):
     parser.add_argument(
         "--output-dir", default="outputs/semi_supervised", help="its files"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier run in --output-dir",
+    )
     data_parallel.add_arguments(parser)
     mixed_precision.add_arguments(parser)
     args = parse_arguments(parser, argv)
@@ -422,6 +436,9 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     args.output_dir = engine.output_dir(args.output_dir)
+    output_files.refuse_to_overwrite(
+        parser, args.output_dir, OUTPUT_FILES, args.overwrite
+    )
     os.makedirs(args.output_dir, exist_ok=True)
     keras.config.set_dtype_policy(args.dtype_policy)
     model, result = train_and_evaluate(args, data, args.seed, engine)
@@ -439,7 +456,8 @@ def main(argv=None):
         f"{result['test_neg_elbo']:.2f} nats/image. Wrote {args.output_dir}"
         "/{metrics.json, class_samples.png, model.keras}"
     )
-    if difference > 1e-5:
+    # `not <=` so that a NaN difference fails too.
+    if not difference <= 1e-5:
         print(f"error: the reloaded model differs by {difference:.3g}")
         return 1
     return 0

@@ -29,12 +29,14 @@ to `--output-dir`.
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 
 import keras
 import numpy as np
+import output_files
 import sparse_outputs
 
 import keras_latent
@@ -89,6 +91,7 @@ MODEL_DIM = 32
 NUM_HEADS = 1
 KEY_DIM = 16
 LEARNING_RATE = 1e-2
+OUTPUT_FILES = ("results.json", "results.md", "attention.png", "model.keras")
 # Unit-scale embeddings, as in transformers, give scores of order 1 from the
 # start; Keras's default (uniform in +-0.05) gives near-equal scores, which
 # every normalizer maps to near-uniform weights.
@@ -171,6 +174,10 @@ def logits_and_weights(model, inputs):
 
 
 def evaluate(logits, weights, targets, positions):
+    """The figures of `FIGURES`; each NaN if a logit or weight is NaN or
+    infinite (a diverged model, whose argmax and supports mean nothing)."""
+    if not (np.all(np.isfinite(logits)) and np.all(np.isfinite(weights))):
+        return dict.fromkeys(FIGURES, math.nan)
     rows = np.arange(len(targets))
     return {
         "accuracy": float(np.mean(np.argmax(logits, -1) == targets)),
@@ -311,6 +318,11 @@ def parse_arguments(argv):
     parser.add_argument(
         "--output-dir", default="outputs/sparse_attention", help="its files"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier run in --output-dir",
+    )
     args = parser.parse_args(argv)
     sizes = ("num_pairs", "num_values", "train_size", "test_size", "epochs")
     for name in (*sizes, "batch_size"):
@@ -318,6 +330,9 @@ def parse_arguments(argv):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.num_keys < args.num_pairs:
         parser.error("--num-keys must be at least --num-pairs (distinct keys)")
+    output_files.refuse_to_overwrite(
+        parser, args.output_dir, OUTPUT_FILES, args.overwrite
+    )
     return args
 
 

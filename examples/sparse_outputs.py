@@ -27,6 +27,7 @@ set of candidates.
 """
 
 import argparse
+import math
 import sys
 
 import image_datasets
@@ -102,16 +103,23 @@ about 100 nats behind, so softmax's support is all the classes.
 """
 
 
+FIGURES = ("accuracy", "support_size", "label_in_support")
+
+
 def evaluate(variant, model, images, labels):
     """Test accuracy, mean support size and the share of supports that
-    hold the true class."""
+    hold the true class; each NaN if a logit is NaN or infinite (a
+    diverged model, whose argmax and supports would mean nothing)."""
     _, normalizer = VARIANTS[variant]
     # A direct call rather than `predict`, which would trace a new function
     # for every model.
     logits = model(images, training=False)
     probabilities = keras.ops.convert_to_numpy(normalizer(logits))
+    logits = keras.ops.convert_to_numpy(logits)
+    if not np.all(np.isfinite(logits)):
+        return dict.fromkeys(FIGURES, math.nan)
     in_support = probabilities > 0.0
-    predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=-1)
+    predicted = np.argmax(logits, axis=-1)
     return {
         "accuracy": float(np.mean(predicted == labels)),
         "support_size": float(np.mean(np.sum(in_support, axis=-1))),
@@ -171,7 +179,14 @@ def main(argv=None):
         "--seeds", type=int, nargs="+", default=[0], help="seeds of the runs"
     )
     args = parser.parse_args(argv)
-    data = image_datasets.load_images(args.dataset, binarize=False)
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        data = image_datasets.load_images(args.dataset, binarize=False)
+    except image_datasets.DatasetUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     results = compare(
         args.variants, data, args.epochs, args.batch_size, args.seeds
     )

@@ -96,7 +96,9 @@ def _configurations_and_log_probs(logits, max_configurations):
 
 
 def _values(fn, codes, log_probs):
-    """`fn(codes)` in float32, checked against the shape of `log_probs`."""
+    """`fn(codes)` in float32, checked against the shape of `log_probs`,
+    and 0 on the configurations of probability exactly 0 (a `-inf` logit),
+    which the expectation leaves out even where `fn` is infinite or NaN."""
     values, _ = as_float32(fn(codes))
     if tuple(values.shape) != tuple(log_probs.shape) and tuple(
         values.shape
@@ -109,7 +111,7 @@ def _values(fn, codes, log_probs):
         )
     if len(values.shape) < len(log_probs.shape):
         values = ops.reshape(values, (-1, *([1] * (len(log_probs.shape) - 1))))
-    return values
+    return ops.where(ops.equal(log_probs, -np.inf), 0.0, values)
 
 
 def exact_expectation(
@@ -124,7 +126,9 @@ def exact_expectation(
     differentiable with respect to `logits` (and to whatever `fn` closes
     over) on every backend; `exact_gradient` gives the gradient with
     respect to the logits without automatic differentiation. Computed in
-    float32; categories masked with `-inf` logits have probability 0.
+    float32; categories masked with `-inf` logits have probability 0, and
+    the configurations that use them are left out, even where `fn` is
+    infinite or NaN on them.
 
     Args:
         fn: a function written with `keras.ops` mapping the configurations,

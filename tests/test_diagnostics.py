@@ -115,6 +115,40 @@ def test_masked_category_is_left_out_of_value_and_gradient(rng):
     np.testing.assert_array_equal(result[:, 2], 0.0)
 
 
+def test_a_value_undefined_on_a_masked_category_is_left_out(rng):
+    """`fn` infinite (the log of 0) only where a `-inf` logit gives the
+    configuration probability 0: the expectation and gradient are those
+    over the other categories, not NaN; NaN logits still give NaN."""
+    logits = rng.normal(size=(2, 3)).astype("float32")
+    masked = logits.copy()
+    masked[:, 2] = -np.inf
+
+    def log_of_zero_on_the_masked_category(codes):
+        uses_masked = ops.sum(codes[:, :, 2], axis=-1)
+        return ops.log(1.0 - uses_masked) + quadratic(codes)
+
+    value = diagnostics.exact_expectation(
+        log_of_zero_on_the_masked_category, masked
+    )
+    result = to_numpy(
+        diagnostics.exact_gradient(log_of_zero_on_the_masked_category, masked)
+    )
+    np.testing.assert_allclose(
+        to_numpy(value), numpy_expectation(logits[:, :2]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        result[:, :2],
+        central_differences(numpy_expectation, logits[:, :2]),
+        atol=2e-5,
+    )
+    np.testing.assert_array_equal(result[:, 2], 0.0)
+    masked[0, 0] = np.nan
+    assert np.isnan(to_numpy(diagnostics.exact_expectation(quadratic, masked)))
+    assert np.all(
+        np.isnan(to_numpy(diagnostics.exact_gradient(quadratic, masked)))
+    )
+
+
 def test_too_many_configurations_are_refused():
     with pytest.raises(ValueError, match="Invalid value received for arg"):
         diagnostics.exact_expectation(quadratic, np.zeros((5, 64)))

@@ -316,6 +316,20 @@ def test_categorical_vae_rejects_a_malformed_latent_flag(capsys):
     assert "--latent expects NxK" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "temperatures", [("inf", "0.5"), ("nan", "0.5"), ("1.0", "nan")]
+)
+def test_categorical_vae_rejects_temperatures_not_finite(temperatures, capsys):
+    example = load_example("categorical_vae")
+    initial, minimum = temperatures
+    with pytest.raises(SystemExit) as stop:
+        example.parse_arguments(
+            ["--initial-temperature", initial, "--minimum-temperature", minimum]
+        )
+    assert stop.value.code == 2
+    assert "the temperatures need" in capsys.readouterr().err
+
+
 def test_categorical_vae_reports_a_missing_dataset(monkeypatch, capsys):
     example = load_example("categorical_vae")
 
@@ -325,6 +339,17 @@ def test_categorical_vae_reports_a_missing_dataset(monkeypatch, capsys):
     monkeypatch.setattr(example.image_datasets, "load_images", unavailable)
     assert example.main(["--dataset", "mnist"]) == 2
     assert "error: install it" in capsys.readouterr().err
+
+
+def test_categorical_vae_keeps_an_earlier_runs_files(tmp_path, capsys):
+    example = load_example("categorical_vae")
+    (tmp_path / "metrics.json").write_text("an earlier run")
+    with pytest.raises(SystemExit) as stop:
+        example.main(["--epochs", "1", "--output-dir", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "already holds metrics.json" in capsys.readouterr().err
+    assert (tmp_path / "metrics.json").read_text() == "an earlier run"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics.json"]
 
 
 def test_hidden_softmax_tutorial_prints_the_measures_of_each_run(

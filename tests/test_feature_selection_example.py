@@ -123,3 +123,29 @@ def test_without_fashion_mnist_the_default_falls_back_to_the_digits(
     with pytest.raises(SystemExit) as exit_info:
         example.load_data(parser, args)
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("temperature", ["0", "nan", "inf"])
+def test_a_temperature_not_positive_and_finite_is_a_usage_error(
+    example, temperature, capsys
+):
+    with pytest.raises(SystemExit) as stop:
+        example.parse_arguments(["--temperature", temperature])
+    assert stop.value.code == 2
+    assert "--temperature must be above 0" in capsys.readouterr().err
+
+
+def test_a_model_with_a_nan_logit_gets_nan_accuracies(example):
+    logits = np.eye(3, dtype="float32")
+    labels = np.array([0, 1, 1])
+
+    def model(images):
+        return logits
+
+    figures = example.evaluate(model, None, labels, labels)
+    assert figures == pytest.approx(
+        {"accuracy": 2 / 3, "post_hoc_accuracy": 2 / 3}
+    )
+    logits[0, 1] = np.nan
+    figures = example.evaluate(model, None, labels, labels)
+    assert all(np.isnan(value) for value in figures.values())

@@ -201,6 +201,19 @@ def test_near_zero_fraction_counts_small_magnitudes_of_either_sign(tutorial):
     assert tutorial.near_zero_fraction(activations) == pytest.approx(4 / 8)
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_non_finite_activation_makes_every_measure_nan(tutorial, value):
+    """A diverged layer is not measured: its NaN unit counted as a
+    constant one, near-zero fraction 0.0 and an SVD error before."""
+    activations = np.random.default_rng(0).random((20, 4))
+    activations[3, 1] = value
+    correlation, num_constant = tutorial.mean_absolute_correlation(activations)
+    assert math.isnan(correlation)
+    assert num_constant == 0
+    assert math.isnan(tutorial.effective_rank(activations))
+    assert math.isnan(tutorial.near_zero_fraction(activations))
+
+
 def test_epochs_to_target_is_the_first_epoch_at_or_above_it(study):
     assert study.epochs_to_target([0.5, 0.9, 0.8, 0.95], 0.9) == 2
     assert study.epochs_to_target([0.5, 0.6], 0.9) is None

@@ -27,3 +27,20 @@ def test_an_earlier_runs_file_is_kept_unless_overwrite_is_given(
     output_files.refuse_to_overwrite(
         parser, str(tmp_path / "fresh"), ("results.md",), False
     )
+
+
+def test_an_output_dir_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
+    output_files = example_modules.load("output_files")
+    users_file = tmp_path / "notes.txt"
+    users_file.write_text("a user's notes")
+    for overwrite in (False, True):
+        with pytest.raises(SystemExit) as stop:
+            output_files.refuse_to_overwrite(
+                argparse.ArgumentParser(),
+                str(users_file),
+                ("results.md",),
+                overwrite,
+            )
+        assert stop.value.code == 2
+        assert "is a file, not a folder" in capsys.readouterr().err
+    assert users_file.read_text() == "a user's notes"

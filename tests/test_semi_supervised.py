@@ -2,6 +2,7 @@
 and its harness over seeds, `benchmarks/semi_supervised_seeds.py`."""
 
 import json
+import math
 
 import keras
 import numpy as np
@@ -214,3 +215,37 @@ def test_mixed_float16_trains_as_float32_does(example, tmp_path):
     classifier = model.get_layer("classifier")
     policies = [layer.dtype_policy.name for layer in classifier.layers[1:]]
     assert policies == ["mixed_float16", "float32"]
+
+
+def test_semi_supervised_keeps_an_earlier_runs_files(example, tmp_path, capsys):
+    (tmp_path / "model.keras").write_text("an earlier run")
+    with pytest.raises(SystemExit) as stop:
+        example.main(["--epochs", "1", "--output-dir", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "already holds model.keras" in capsys.readouterr().err
+    assert (tmp_path / "model.keras").read_text() == "an earlier run"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras"]
+
+
+def test_a_nan_reload_difference_fails_the_run(
+    example, monkeypatch, tmp_path, capsys
+):
+    """The reload check compares with `<=`: a NaN difference (a reloaded
+    model giving NaN) must fail the run, not pass as within 1e-5."""
+    monkeypatch.setattr(
+        example,
+        "train_and_evaluate",
+        lambda *args: (None, {"test_accuracy": 0.5, "test_neg_elbo": 30.0}),
+    )
+    monkeypatch.setattr(example, "save_and_check", lambda *args: math.nan)
+    assert example.main(["--output-dir", str(tmp_path)]) == 1
+    assert "the reloaded model differs by nan" in capsys.readouterr().out
+
+
+def test_accuracy_is_nan_for_a_nan_logit(example):
+    """Before, argmax took a NaN row's class as its first NaN's index."""
+    labels = np.array([0, 1, 1])
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    assert example.accuracy(logits, labels) == pytest.approx(2 / 3)
+    logits[2, 1] = np.nan
+    assert math.isnan(example.accuracy(logits, labels))

@@ -152,3 +152,31 @@ def test_fewer_keys_than_pairs_is_a_usage_error():
         with pytest.raises(SystemExit):
             example.parse_arguments(["--num-pairs", "8", "--num-keys", "4"])
     assert "--num-keys must be at least --num-pairs" in errors.getvalue()
+
+
+def test_an_earlier_runs_files_are_kept_unless_overwrite(tmp_path):
+    example = example_modules.load("sparse_attention")
+    (tmp_path / "results.md").write_text("an earlier run")
+    with contextlib.redirect_stderr(io.StringIO()) as errors:
+        with pytest.raises(SystemExit) as stop:
+            example.main(SHORT_RUN + ["--output-dir", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "already holds results.md" in errors.getvalue()
+    assert (tmp_path / "results.md").read_text() == "an earlier run"
+    arguments = ["--output-dir", str(tmp_path), "--overwrite"]
+    assert example.parse_arguments(arguments).overwrite
+
+
+def test_a_nan_logit_or_weight_gives_nan_figures():
+    example = example_modules.load("sparse_attention")
+    logits = np.eye(2, 3)
+    weights = np.full((2, 1, 3), 1.0 / 3.0)
+    targets, positions = np.array([0, 1]), np.array([2, 0])
+    assert example.evaluate(logits, weights, targets, positions)[
+        "accuracy"
+    ] == pytest.approx(1.0)
+    for array in (logits, weights):
+        array.flat[1] = np.nan
+        figures = example.evaluate(logits, weights, targets, positions)
+        assert set(figures) == set(example.FIGURES)
+        assert all(np.isnan(value) for value in figures.values())

@@ -4,6 +4,7 @@ import contextlib
 import io
 
 import numpy as np
+import pytest
 
 from tests import example_modules
 from tests import references
@@ -52,3 +53,52 @@ def test_figures_match_numpy_on_the_trained_model():
         )
     assert figures["softmax"]["support_size"] == 10.0
     assert figures["sparsemax"]["support_size"] < 10.0
+
+
+@pytest.mark.parametrize("script", ["sparse_outputs", "hidden_softmax"])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--batch-size", "-5"], "--batch-size must be at least 1"),
+    ],
+)
+def test_sizes_below_one_are_usage_errors(script, arguments, message):
+    """Keras trained with its default batch of 32 for a batch size of 0,
+    and 0 epochs crashed after training with a KeyError."""
+    example = example_modules.load(script)
+    with contextlib.redirect_stderr(io.StringIO()) as errors:
+        with pytest.raises(SystemExit) as stop:
+            example.main(arguments + ["--variants", "softmax"])
+    assert stop.value.code == 2
+    assert message in errors.getvalue()
+
+
+@pytest.mark.parametrize("script", ["sparse_outputs", "hidden_softmax"])
+def test_a_missing_dataset_is_reported_in_one_line(script, monkeypatch):
+    example = example_modules.load(script)
+
+    def unavailable(name, **kwargs):
+        raise example.image_datasets.DatasetUnavailableError("install it")
+
+    monkeypatch.setattr(example.image_datasets, "load_images", unavailable)
+    with contextlib.redirect_stderr(io.StringIO()) as errors:
+        assert example.main(["--dataset", "mnist"]) == 2
+    assert errors.getvalue() == "error: install it\n"
+
+
+def test_a_model_with_a_nan_logit_gets_nan_figures():
+    """Before, argmax of NaN logits was class 0 (a plausible accuracy)
+    and a NaN probability was outside every support."""
+    example = example_modules.load("sparse_outputs")
+    labels = np.array([0, 1, 2])
+    logits = np.eye(3, 4, dtype="float32")
+    logits[1, 2] = np.nan
+
+    def model(images, training):
+        return logits
+
+    figures = example.evaluate("sparsemax", model, None, labels)
+    assert set(figures) == set(example.FIGURES)
+    assert all(np.isnan(value) for value in figures.values())
