@@ -31,9 +31,10 @@ install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[tensorflow,jax,examples,test]" ruff
 	$(BIN)/pip install --quiet $(TEST_REFERENCES)
 
+# The demo's own folder: a second `make demo` replaces the first one's files.
 demo: install
 	KERAS_BACKEND=tensorflow $(BIN)/python examples/categorical_vae.py \
-		--output-dir outputs/categorical_vae
+		--output-dir outputs/categorical_vae --overwrite
 
 test: install-test
 	@status=0; for backend in $(BACKENDS); do \
