@@ -8,6 +8,7 @@ import math
 import numbers
 
 import numpy as np
+from keras import ops
 
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -164,17 +165,21 @@ def check_positive_float32(name, value):
 
 
 def check_temperature(name, value, minimum=MIN_TEMPERATURE):
-    """Checks a temperature given as a Python number; tensors pass through.
+    """Checks a temperature: a Python number, or a tensor made NaN if bad.
 
     A number must lie between `minimum` (by default `MIN_TEMPERATURE`, the
     floor of a relaxed sample) and the largest float32. A tensor or
-    variable cannot be inspected inside a compiled function, so only plain
-    numbers are validated here; layers validate their initial value at
-    construction.
+    variable cannot be inspected inside a compiled function without a host
+    round trip; it is returned as float32, NaN where it is below `minimum`
+    or NaN, so that a temperature computed in the graph (a Keras schedule,
+    a learned one) that leaves the range gives NaN, never a sample of the
+    flipped ordering that a negative temperature would give. Layers
+    validate their configured value at construction.
     """
     if is_python_number(value):
         return check_float32_at_least(name, value, minimum)
-    return value
+    value = ops.cast(value, "float32")
+    return ops.where(ops.greater_equal(value, minimum), value, np.nan)
 
 
 def check_float32_at_least(name, value, minimum):

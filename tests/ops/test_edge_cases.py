@@ -419,3 +419,37 @@ def test_a_relaxed_layer_rejects_a_temperature_below_its_floor(layer_class):
     with pytest.raises(ValueError, match=r"values are all >= 1e-30"):
         layer(*arguments, temperature=decay)
     layer(*arguments, temperature=schedules.ExponentialDecay(1.0, 1e-30, 1e-3))
+
+
+TEMPERATURE_OPS = {
+    **RELAXED_SAMPLES,
+    "relaxed_one_hot_log_sample": lambda x, t: (
+        latent_ops.relaxed_one_hot_log_sample(x, t, seed=2)
+    ),
+    "relaxed_categorical_kl": lambda x, t: latent_ops.relaxed_categorical_kl(
+        np.full_like(x, -np.log(x.shape[-1])), x, None, t
+    ),
+    "grouped_normalize": lambda x, t: latent_ops.grouped_normalize(
+        x, 2, "softmax", t
+    ),
+}
+
+
+@pytest.mark.parametrize("name", TEMPERATURE_OPS)
+def test_a_tensor_temperature_out_of_range_gives_nan(name, rng):
+    """A tensor cannot be checked without a host round trip: a negative
+    one (which flips the ordering of the categories), zero, NaN, or one
+    below the floor gives NaN; one in range gives the float's result."""
+    x = rng.normal(size=(2, 4)).astype("float32")
+    for bad in [-0.5, 0.0, np.nan, 1e-36]:
+        if name == "grouped_normalize" and bad == 1e-36:
+            continue  # its floor is the smallest normal float32
+        temperature = keras.ops.convert_to_tensor(bad, "float32")
+        result = to_numpy(TEMPERATURE_OPS[name](x, temperature))
+        assert np.all(np.isnan(result)), (bad, result)
+    in_range = to_numpy(
+        TEMPERATURE_OPS[name](x, keras.ops.convert_to_tensor(0.5, "float32"))
+    )
+    np.testing.assert_array_equal(
+        in_range, to_numpy(TEMPERATURE_OPS[name](x, 0.5))
+    )
