@@ -313,3 +313,18 @@ def test_mismatched_shapes_raise_a_clear_error(
     ) as error:
         function(np.ones(first, "float32"), np.ones(second, "float32"))
     assert expected in str(error.value)
+
+
+def test_a_tensor_key_strength_below_zero_gives_nan(rng):
+    """A negative tensor strength would address the least similar slots;
+    it cannot be checked without a host round trip, so it gives NaN, in
+    the rows it holds only."""
+    keys = rng.normal(size=(2, 3)).astype("float32")
+    memory = rng.normal(size=(2, 4, 3)).astype("float32")
+    strength = keras.ops.convert_to_tensor([[-1.0], [2.0]], "float32")
+    weights = to_numpy(latent_ops.content_weights(keys, memory, strength))
+    assert np.all(np.isnan(weights[0])), weights
+    expected = references.NORMALIZERS["softmax"](
+        2.0 * references.cosine_similarity(keys[1:], memory[1:])
+    )
+    np.testing.assert_allclose(weights[1:], expected, rtol=1e-5, atol=1e-6)
