@@ -52,9 +52,9 @@ class GumbelSoftmax(RelaxedLayer):
 
     >>> layer = keras_latent.layers.GumbelSoftmax(temperature=0.5, seed=1)
     >>> logits = keras.ops.convert_to_tensor([[2.0, 0.5, -1.0]])
-    >>> layer(logits, training=False)  # the mode
-    ... # doctest: +SKIP
-    [[1., 0., 0.]]
+    >>> mode = layer(logits, training=False)
+    >>> keras.ops.convert_to_numpy(mode).tolist()
+    [[1.0, 0.0, 0.0]]
 
     References:
         - [Jang et al., 2017](https://arxiv.org/abs/1611.01144)

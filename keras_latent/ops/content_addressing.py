@@ -102,9 +102,9 @@ def cosine_similarity(keys, memory, epsilon=1e-6):
 
     >>> keys = keras.ops.convert_to_tensor([[1.0, 0.0]])
     >>> memory = keras.ops.convert_to_tensor([[2.0, 0.0], [0.0, 3.0]])
-    >>> keras_latent.ops.cosine_similarity(keys, memory)
-    ... # doctest: +SKIP
-    [[1., 0.]]
+    >>> similarity = keras_latent.ops.cosine_similarity(keys, memory)
+    >>> keras.ops.convert_to_numpy(similarity).tolist()
+    [[1.0, 0.0]]
 
     References:
         - [Graves et al., 2014, section 3.3.1](
@@ -216,9 +216,9 @@ def weighted_read(weights, values):
 
     >>> weights = keras.ops.convert_to_tensor([[0.25, 0.75]])
     >>> values = keras.ops.convert_to_tensor([[4.0, 0.0], [0.0, 4.0]])
-    >>> keras_latent.ops.weighted_read(weights, values)
-    ... # doctest: +SKIP
-    [[1., 3.]]
+    >>> read = keras_latent.ops.weighted_read(weights, values)
+    >>> keras.ops.convert_to_numpy(read).tolist()
+    [[1.0, 3.0]]
     """
     weights, dtype = as_float32(weights)
     values, _ = as_float32(values)
