@@ -178,6 +178,14 @@ def check_temperature(name, value, minimum=MIN_TEMPERATURE):
     """
     if is_python_number(value):
         return check_float32_at_least(name, value, minimum)
+    return nan_below(value, minimum)
+
+
+def nan_below(value, minimum):
+    """A tensor argument as float32, NaN where it is below `minimum` (or
+    NaN): the check of a tensor in the graph, without a host round trip,
+    which turns an out-of-range value into NaN rather than a plausible
+    result."""
     value = ops.cast(value, "float32")
     return ops.where(ops.greater_equal(value, minimum), value, np.nan)
 

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 from keras import ops
 
 from keras_latent import validation
@@ -181,13 +180,11 @@ def content_weights(
     )
     if validation.is_python_number(key_strength):
         key_strength = validation.check_float32("key_strength", key_strength)
+    else:
+        # A negative tensor would address the least similar slots: NaN.
+        key_strength = validation.nan_below(key_strength, 0.0)
     key, dtype = as_float32(key)
     key_strength, _ = as_float32(key_strength)
-    # A tensor cannot be checked without a host round trip: a negative one,
-    # which would address the least similar slots, gives NaN.
-    key_strength = ops.where(
-        ops.greater_equal(key_strength, 0.0), key_strength, np.nan
-    )
     logits = key_strength * cosine_similarity(key, memory, epsilon)
     if normalizer == "gumbel":
         weights = gumbel_softmax(logits, hard=True, seed=seed)
