@@ -42,6 +42,7 @@ import os
 import sys
 import time
 
+import arguments
 import data_parallel
 import image_datasets
 import keras
@@ -461,9 +462,9 @@ def parse_arguments(argv):
     data_parallel.add_arguments(parser)
     mixed_precision.add_arguments(parser)
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "eval_samples"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    arguments.require_at_least_one(
+        parser, args, ("epochs", "batch_size", "eval_samples")
+    )
     if args.hard:
         if args.estimator not in ("gumbel_softmax", "straight_through_gumbel"):
             parser.error("--hard is --estimator straight_through_gumbel")

@@ -41,6 +41,7 @@ import os
 import sys
 import time
 
+import arguments
 import image_datasets
 import keras
 import numpy as np
@@ -300,9 +301,9 @@ def parse_arguments(argv):
         "--overwrite", action="store_true", help="replace earlier outputs"
     )
     args = parser.parse_args(argv)
-    for name in ("train_images", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    arguments.require_at_least_one(
+        parser, args, ("train_images", "epochs", "batch_size")
+    )
     if not 0 < args.temperature < math.inf:
         parser.error("--temperature must be above 0 and finite")
     return parser, args

@@ -30,6 +30,7 @@ import argparse
 import math
 import sys
 
+import arguments
 import image_datasets
 import keras
 import numpy as np
@@ -232,9 +233,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64, help="batch")
     parser.add_argument("--seed", type=int, default=0, help="seed of a run")
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    arguments.require_at_least_one(parser, args, ("epochs", "batch_size"))
     try:
         data = image_datasets.load_images(args.dataset, binarize=False)
     except image_datasets.DatasetUnavailableError as error:

@@ -34,6 +34,7 @@ import math
 import os
 import sys
 
+import arguments
 import data_parallel
 import image_datasets
 import keras
@@ -402,9 +403,9 @@ def argument_parser(description):
 
 def parse_arguments(parser, argv):
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "labels_per_class"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    arguments.require_at_least_one(
+        parser, args, ("epochs", "batch_size", "labels_per_class")
+    )
     if not 0 < args.classification_weight < math.inf:
         parser.error("--classification-weight must be positive and finite")
     return args

@@ -34,6 +34,7 @@ import os
 import sys
 import time
 
+import arguments
 import keras
 import numpy as np
 import output_files
@@ -325,9 +326,7 @@ def parse_arguments(argv):
     )
     args = parser.parse_args(argv)
     sizes = ("num_pairs", "num_values", "train_size", "test_size", "epochs")
-    for name in (*sizes, "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    arguments.require_at_least_one(parser, args, (*sizes, "batch_size"))
     if args.num_keys < args.num_pairs:
         parser.error("--num-keys must be at least --num-pairs (distinct keys)")
     output_files.refuse_to_overwrite(

@@ -30,6 +30,7 @@ import argparse
 import math
 import sys
 
+import arguments
 import image_datasets
 import keras
 import numpy as np
@@ -179,9 +180,7 @@ def main(argv=None):
         "--seeds", type=int, nargs="+", default=[0], help="seeds of the runs"
     )
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    arguments.require_at_least_one(parser, args, ("epochs", "batch_size"))
     try:
         data = image_datasets.load_images(args.dataset, binarize=False)
     except image_datasets.DatasetUnavailableError as error:
