@@ -97,13 +97,28 @@ def test_batched_logits_give_one_expectation_per_batch_entry(rng):
         )
 
 
-def test_masked_category_is_left_out_of_value_and_gradient(rng):
+def log_of_zero_on_the_masked_category(codes):
+    """`quadratic`, plus the log of 0 (-inf) on every configuration that
+    uses category 2, and 0 elsewhere."""
+    uses_masked = ops.sum(codes[:, :, 2], axis=-1)
+    return ops.log(1.0 - uses_masked) + quadratic(codes)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [quadratic, log_of_zero_on_the_masked_category],
+    ids=lambda f: f.__name__,
+)
+def test_masked_category_is_left_out_of_value_and_gradient(fn, rng):
+    """A `-inf` logit gives the configurations that use it probability 0:
+    the expectation and gradient are those over the other categories, also
+    where `fn` is infinite on them (not NaN from 0 * inf)."""
     logits = rng.normal(size=(2, 3)).astype("float32")
     masked = logits.copy()
     masked[:, 2] = -np.inf
 
-    value = diagnostics.exact_expectation(quadratic, masked)
-    result = to_numpy(diagnostics.exact_gradient(quadratic, masked))
+    value = diagnostics.exact_expectation(fn, masked)
+    result = to_numpy(diagnostics.exact_gradient(fn, masked))
     np.testing.assert_allclose(
         to_numpy(value), numpy_expectation(logits[:, :2]), rtol=1e-5
     )
@@ -115,33 +130,9 @@ def test_masked_category_is_left_out_of_value_and_gradient(rng):
     np.testing.assert_array_equal(result[:, 2], 0.0)
 
 
-def test_a_value_undefined_on_a_masked_category_is_left_out(rng):
-    """`fn` infinite (the log of 0) only where a `-inf` logit gives the
-    configuration probability 0: the expectation and gradient are those
-    over the other categories, not NaN; NaN logits still give NaN."""
-    logits = rng.normal(size=(2, 3)).astype("float32")
-    masked = logits.copy()
+def test_nan_logits_beside_a_masked_category_give_nan(rng):
+    masked = rng.normal(size=(2, 3)).astype("float32")
     masked[:, 2] = -np.inf
-
-    def log_of_zero_on_the_masked_category(codes):
-        uses_masked = ops.sum(codes[:, :, 2], axis=-1)
-        return ops.log(1.0 - uses_masked) + quadratic(codes)
-
-    value = diagnostics.exact_expectation(
-        log_of_zero_on_the_masked_category, masked
-    )
-    result = to_numpy(
-        diagnostics.exact_gradient(log_of_zero_on_the_masked_category, masked)
-    )
-    np.testing.assert_allclose(
-        to_numpy(value), numpy_expectation(logits[:, :2]), rtol=1e-5
-    )
-    np.testing.assert_allclose(
-        result[:, :2],
-        central_differences(numpy_expectation, logits[:, :2]),
-        atol=2e-5,
-    )
-    np.testing.assert_array_equal(result[:, 2], 0.0)
     masked[0, 0] = np.nan
     assert np.isnan(to_numpy(diagnostics.exact_expectation(quadratic, masked)))
     assert np.all(

@@ -196,20 +196,18 @@ def test_step_boundaries_hold_past_float32_integers(dtype):
     int32 too)."""
     piecewise = schedules.PiecewiseConstant([20_000_001], [1.0, 0.5])
     decay = schedules.ExponentialDecay(1.0, 1e-30, 1e-7, update_every=1000)
-    for step in (20_000_000, 20_000_001, 20_000_999, 20_001_000):
-        counter = keras.Variable(step, dtype=dtype, trainable=False)
+    counters = [
+        (step, keras.Variable(step, dtype=dtype, trainable=False))
+        for step in (20_000_000, 20_000_001, 20_000_999, 20_001_000)
+    ]
+    python_integers = [
+        (step, step) for step in (20_000_000, 20_000_999, 20_001_000, 3 * 10**9)
+    ]
+    for step, given in counters + python_integers:
         expected = numpy_piecewise_constant(step, [20_000_001], [1.0, 0.5])
-        assert float(to_numpy(piecewise(counter))) == expected
+        assert float(to_numpy(piecewise(given))) == expected
         np.testing.assert_allclose(
-            to_numpy(decay(counter)),
-            numpy_exponential_decay(step, 1.0, 1e-30, 1e-7, 1000),
-            rtol=1e-6,
-        )
-    for step in (20_000_000, 20_000_999, 20_001_000, 3_000_000_000):
-        expected = numpy_piecewise_constant(step, [20_000_001], [1.0, 0.5])
-        assert float(to_numpy(piecewise(step))) == expected
-        np.testing.assert_allclose(
-            to_numpy(decay(step)),
+            to_numpy(decay(given)),
             numpy_exponential_decay(step, 1.0, 1e-30, 1e-7, 1000),
             rtol=1e-6,
         )
