@@ -341,15 +341,13 @@ def test_categorical_vae_reports_a_missing_dataset(monkeypatch, capsys):
     assert "error: install it" in capsys.readouterr().err
 
 
-def test_categorical_vae_keeps_an_earlier_runs_files(tmp_path, capsys):
-    example = load_example("categorical_vae")
-    (tmp_path / "metrics.json").write_text("an earlier run")
-    with pytest.raises(SystemExit) as stop:
-        example.main(["--epochs", "1", "--output-dir", str(tmp_path)])
-    assert stop.value.code == 2
-    assert "already holds metrics.json" in capsys.readouterr().err
-    assert (tmp_path / "metrics.json").read_text() == "an earlier run"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics.json"]
+def test_categorical_vae_keeps_an_earlier_runs_files(tmp_path):
+    example_modules.assert_keeps_an_earlier_run(
+        load_example("categorical_vae").main,
+        ["--epochs", "1"],
+        tmp_path,
+        "metrics.json",
+    )
 
 
 def test_hidden_softmax_tutorial_prints_the_measures_of_each_run(

@@ -217,14 +217,10 @@ def test_mixed_float16_trains_as_float32_does(example, tmp_path):
     assert policies == ["mixed_float16", "float32"]
 
 
-def test_semi_supervised_keeps_an_earlier_runs_files(example, tmp_path, capsys):
-    (tmp_path / "model.keras").write_text("an earlier run")
-    with pytest.raises(SystemExit) as stop:
-        example.main(["--epochs", "1", "--output-dir", str(tmp_path)])
-    assert stop.value.code == 2
-    assert "already holds model.keras" in capsys.readouterr().err
-    assert (tmp_path / "model.keras").read_text() == "an earlier run"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras"]
+def test_semi_supervised_keeps_an_earlier_runs_files(example, tmp_path):
+    example_modules.assert_keeps_an_earlier_run(
+        example.main, ["--epochs", "1"], tmp_path, "model.keras"
+    )
 
 
 def test_a_nan_reload_difference_fails_the_run(

@@ -156,13 +156,9 @@ def test_fewer_keys_than_pairs_is_a_usage_error():
 
 def test_an_earlier_runs_files_are_kept_unless_overwrite(tmp_path):
     example = example_modules.load("sparse_attention")
-    (tmp_path / "results.md").write_text("an earlier run")
-    with contextlib.redirect_stderr(io.StringIO()) as errors:
-        with pytest.raises(SystemExit) as stop:
-            example.main(SHORT_RUN + ["--output-dir", str(tmp_path)])
-    assert stop.value.code == 2
-    assert "already holds results.md" in errors.getvalue()
-    assert (tmp_path / "results.md").read_text() == "an earlier run"
+    example_modules.assert_keeps_an_earlier_run(
+        example.main, SHORT_RUN, tmp_path, "results.md"
+    )
     arguments = ["--output-dir", str(tmp_path), "--overwrite"]
     assert example.parse_arguments(arguments).overwrite
 
