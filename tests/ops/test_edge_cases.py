@@ -390,18 +390,27 @@ def test_relaxed_samples_and_kls_at_the_temperature_floor_are_the_limits(
     rng,
 ):
     """At 1e-30 a Gumbel-softmax sample is the one-hot of its Gumbel-max
-    draw, and its log-sample's Monte Carlo KL is finite, on every row."""
+    draw, and its log-sample's Monte Carlo KL is the one at temperature 1
+    on the same noise: the estimate is a function of the noisy logits
+    alone, whatever the common temperature."""
     logits = rng.normal(size=(256, 10)).astype("float32")
     # The same seed draws the same noise; the argmax of a sample at any
     # temperature is the Gumbel-max category.
     at_one = to_numpy(latent_ops.gumbel_softmax(logits, 1.0, seed=3))
     sample = to_numpy(latent_ops.gumbel_softmax(logits, 1e-30, seed=3))
     np.testing.assert_array_equal(sample, np.eye(10)[np.argmax(at_one, -1)])
-    log_sample = latent_ops.relaxed_one_hot_log_sample(logits, 1e-30, seed=4)
-    kl = to_numpy(
-        latent_ops.relaxed_categorical_kl(log_sample, logits, None, 1e-30)
-    )
-    assert np.all(np.isfinite(kl)), kl
+    kls = {}
+    for temperature in (1.0, 1e-30):
+        log_sample = latent_ops.relaxed_one_hot_log_sample(
+            logits, temperature, seed=4
+        )
+        kls[temperature] = to_numpy(
+            latent_ops.relaxed_categorical_kl(
+                log_sample, logits, None, temperature
+            )
+        )
+    # Estimates up to about 25 nats; float32 at the floor keeps 1e-4.
+    np.testing.assert_allclose(kls[1e-30], kls[1.0], rtol=0, atol=5e-4)
 
 
 @pytest.mark.parametrize(
